@@ -1,0 +1,85 @@
+"""Small frozen value types shared by the runtime and the training module."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from streamsr.errors import ModelError
+
+ColourSpace = Literal["y", "rgb"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source knows about its video stream before the first frame."""
+
+    width: int
+    height: int
+    rate: Fraction | None  # average frame rate; None when unknown
+    time_base: Fraction | None
+    frames: int | None  # None when the container does not say
+    is_live: bool = False
+    pix_fmt: str = "yuv420p"
+    colour_matrix: str | None = None  # e.g. "bt709"; None when unspecified
+    colour_range: str | None = None  # "tv" (limited) or "pc" (full)
+    rotation: int = 0  # degrees, from the display matrix
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The JSON card that sits beside every shipped ONNX file.
+
+    ``macs_per_pixel`` counts multiply-accumulates per *input* (low-resolution) pixel.
+    ``colour`` says what the network sees: "y" is the luma plane alone, "rgb" three channels.
+    Tensors are NCHW float32 in [0, 1].
+    """
+
+    name: str
+    arch: str
+    scale: int
+    colour: ColourSpace
+    params: int
+    macs_per_pixel: int
+    onnx: str  # file name, relative to the card
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    torch_weights: str | None = None  # state_dict (.pt, load with weights_only=True)
+    onnx_sha256: str | None = None
+    onnx_fp16: str | None = None
+    fp16_max_abs_error: float | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False)  # where the card was read from
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.colour == "y" else 3
+
+    def file(self, name: str) -> Path:
+        """A file named in the card, resolved beside the card."""
+        base = self.path.parent if self.path is not None else Path(".")
+        return base / name
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("path")
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> ModelCard:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ModelError(f"model card not found: {path}") from None
+        except (OSError, ValueError) as e:
+            raise ModelError(f"unreadable model card {path}: {e}") from None
+        known = {f for f in cls.__dataclass_fields__ if f != "path"}
+        unknown = set(data) - known
+        if unknown:
+            raise ModelError(f"model card {path} has unknown keys: {sorted(unknown)}")
+        try:
+            return cls(**data, path=Path(path))
+        except TypeError as e:
+            raise ModelError(f"model card {path} is incomplete: {e}") from None
