@@ -1,0 +1,189 @@
+"""``streamsr eval``: PSNR/SSIM of a shipped model and of bicubic on folders of HR images.
+
+The protocol (DESIGN.md) is the one of the published tables: the HR image is cropped to a
+multiple of the scale, the LR image is MATLAB-bicubic ``imresize(hr, 1/s)`` of the RGB image,
+saved as ``uint8``; the bicubic baseline is ``imresize(lr, s)``, also ``uint8``. Everything is
+compared on Y of BT.601 (rounded to ``uint8`` like MATLAB's ``rgb2ycbcr``) with ``s`` pixels of
+border cropped. A Y model gets Y(LR) / 255 and its output is rounded to ``uint8`` luma.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from streamsr.errors import InputError, ModelError, OutputError
+from streamsr.metrics import image_to_y, modcrop, psnr, shave, ssim
+from streamsr.resize import imresize
+from streamsr.types import ModelCard
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+Upscaler = Callable[[np.ndarray], np.ndarray]  # LR luma (H, W) float32 [0, 1] -> SR luma
+
+
+@dataclass(frozen=True)
+class EvalImage:
+    """One test image prepared at one scale; luma planes on the [0, 255] scale."""
+
+    name: str
+    hr_y: np.ndarray  # modcropped HR luma, float64
+    lr_y: np.ndarray  # LR luma / 255, float32 in [0, 1]: what a Y model sees
+    bicubic_y: np.ndarray  # luma of the uint8 bicubic upscale of the uint8 LR image
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Round and clip a [0, 255] float image to ``uint8`` (as saving it would)."""
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image as ``uint8`` RGB (HxWx3) or grey (HxW); alpha is dropped."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError(f"cannot read image {path}")
+    if img.dtype == np.uint16:
+        img = to_uint8(img.astype(np.float64) / 257.0)
+    elif img.dtype != np.uint8:
+        raise InputError(f"unsupported image type {img.dtype} in {path}")
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            return img[:, :, 0]
+        return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+    return img
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"not a folder of images: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"no images in {folder}")
+    return files
+
+
+def prepare(img: np.ndarray, scale: int, name: str = "") -> EvalImage:
+    """HR/LR/bicubic luma of one ``uint8`` image for ``scale``."""
+    hr = modcrop(img, scale)
+    if min(hr.shape[:2]) < scale * (2 * scale + 11):
+        raise InputError(f"image {name or ''} {img.shape[:2]} is too small for x{scale} evaluation")
+    lr = to_uint8(imresize(hr, 1.0 / scale))
+    bic = to_uint8(imresize(lr, scale))
+    return EvalImage(
+        name=name,
+        hr_y=image_to_y(hr),
+        lr_y=(image_to_y(lr) / 255.0).astype(np.float32),
+        bicubic_y=image_to_y(bic),
+    )
+
+
+def load_dataset(folder: str | Path, scale: int) -> list[EvalImage]:
+    return [prepare(read_image(p), scale, p.name) for p in image_files(folder)]
+
+
+def score(sr_y: np.ndarray, hr_y: np.ndarray, scale: int) -> tuple[float, float]:
+    """(PSNR, SSIM) of an SR luma plane ([0, 255] float, rounded here) against HR luma."""
+    if sr_y.shape != hr_y.shape:
+        raise ModelError(f"model output {sr_y.shape} does not match HR {hr_y.shape}")
+    s = shave(np.clip(np.round(sr_y), 0, 255), scale)
+    h = shave(hr_y, scale)
+    return psnr(s, h), ssim(s, h)
+
+
+def evaluate_images(
+    images: list[EvalImage], scale: int, upscale: Upscaler | None = None
+) -> dict[str, Any]:
+    """Mean PSNR/SSIM of bicubic and (if given) of ``upscale`` over prepared images."""
+    bic = [score(im.bicubic_y, im.hr_y, scale) for im in images]
+    out: dict[str, Any] = {
+        "images": len(images),
+        "bicubic_psnr": float(np.mean([b[0] for b in bic])),
+        "bicubic_ssim": float(np.mean([b[1] for b in bic])),
+    }
+    if upscale is not None:
+        res = [score(np.asarray(upscale(im.lr_y), np.float64) * 255.0, im.hr_y, scale) for im in images]
+        out["psnr"] = float(np.mean([r[0] for r in res]))
+        out["ssim"] = float(np.mean([r[1] for r in res]))
+        out["per_image"] = {im.name: {"psnr": r[0], "ssim": r[1]} for im, r in zip(images, res)}
+    return out
+
+
+def onnx_upscaler(card: ModelCard, threads: int | None = None) -> Upscaler:
+    """Run a card's ONNX file with onnxruntime (CPU) on one luma plane."""
+    if card.colour != "y":
+        raise ModelError(f"model {card.name}: only Y-channel models are evaluated so far")
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        sess = ort.InferenceSession(str(card.file(card.onnx)), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"model {card.name}: cannot load {card.file(card.onnx)}: {e}") from None
+    in_name = sess.get_inputs()[0].name
+
+    def upscale(lr_y: np.ndarray) -> np.ndarray:
+        out = sess.run(None, {in_name: lr_y[None, None].astype(np.float32)})[0]
+        return out[0, 0]
+
+    return upscale
+
+
+def evaluate_model(
+    card: ModelCard | None, folders: list[str | Path], scale: int, threads: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-dataset results (keyed by folder name); ``card=None`` measures bicubic alone."""
+    upscale = onnx_upscaler(card, threads) if card is not None else None
+    results = {}
+    for folder in folders:
+        images = load_dataset(folder, scale)
+        results[Path(folder).name] = evaluate_images(images, scale, upscale)
+        log.info("evaluated %s on %s: %s", card.name if card else "bicubic", folder, results[Path(folder).name])
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="espcn", help="model name (espcn, espcn_x2), card path, or 'bicubic'")
+    parser.add_argument("--scale", type=int, default=2, help="upscaling factor (default 2)")
+    parser.add_argument(
+        "--data", action="append", required=True, metavar="DIR", help="folder of HR images (repeatable)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+
+
+def _fmt(v: float | None, digits: int) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamsr.zoo import resolve_model
+
+    if args.scale < 1:
+        raise InputError(f"--scale must be a positive integer, got {args.scale}")
+    card = None if args.model == "bicubic" else resolve_model(args.model, args.scale)
+    results = evaluate_model(card, args.data, args.scale, args.threads)
+    name = card.name if card else "bicubic"
+    print(f"model {name}  x{args.scale}")
+    print(f"{'dataset':<12} {'images':>6}  {'bicubic PSNR/SSIM':>18}  {'model PSNR/SSIM':>18}")
+    for ds, r in results.items():
+        bic = f"{_fmt(r['bicubic_psnr'], 2)} / {_fmt(r['bicubic_ssim'], 4)}"
+        mod = f"{_fmt(r.get('psnr'), 2)} / {_fmt(r.get('ssim'), 4)}"
+        print(f"{ds:<12} {r['images']:>6}  {bic:>18}  {mod:>18}")
+    if args.json:
+        payload = {"model": name, "scale": args.scale, "datasets": results}
+        try:
+            Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+        except OSError as e:
+            raise OutputError(f"cannot write {args.json}: {e}") from None
+    return 0

@@ -1,0 +1,151 @@
+"""Training configuration: YAML -> frozen dataclasses; unknown keys are errors."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from streamsr.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "espcn"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_dirs: tuple[str, ...] = ("../shared/data/train/T91", "../shared/data/train/BSDS200")
+    val_dir: str | None = "../shared/data/eval/Set5"
+    patch_size: int = 17  # low-resolution patch side; the HR patch is patch_size * scale
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    steps: int = 10000
+    kind: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.5
+    min_lr: float = 1e-5  # cosine floor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    scale: int
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: Literal["l1", "mse"] = "l1"
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    seed: int = 0
+    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: int = 100
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    name: str | None = None  # model name in engines/; default <model.name>_x<scale>
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.model.name}_x{self.scale}"
+
+
+def resolve_path(p: str | Path) -> Path:
+    """A config path: absolute as is, relative to the repository root otherwise."""
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else (REPO_ROOT / path)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} items, got {value!r}")
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and (type(value) is tp):
+        return value
+    raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _build(cls: Any, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(names)})")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    cfg = _build(TrainConfig, data, "config")
+    if cfg.scale not in (2, 3, 4, 8):
+        raise ConfigError(f"config.scale: expected 2, 3, 4 or 8, got {cfg.scale}")
+    if cfg.schedule.steps <= 0 or cfg.data.batch_size <= 0 or cfg.data.patch_size < 4:
+        raise ConfigError("config: steps and batch_size must be positive, patch_size >= 4")
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config not found: {path}") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"unreadable config {path}: {e}") from None
+    return config_from_dict(data or {})
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,174 @@
+"""Export a trained run to ``engines/``: ONNX, state_dict and the JSON model card.
+
+    python -m train.export --config configs/train/espcn_x2.yaml [--run runs/espcn_x2]
+        [--engines engines] [--eval ../shared/data/eval/Set5 --eval ../shared/data/eval/Set14]
+
+The ONNX graph has input ``lr`` and output ``sr`` (NCHW float32), dynamic batch, height and
+width, opset 17. onnxruntime is checked against torch (max abs difference < 1e-4) before
+anything is written. ``--eval`` folders are measured with :mod:`streamsr.evaluate` on the
+ONNX file just written, and the numbers go into the card.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamsr.errors import InputError, ModelError, StreamSRError
+from streamsr.evaluate import evaluate_model
+from streamsr.models import count_params, macs_per_pixel
+from streamsr.types import ModelCard
+from train.config import REPO_ROOT, TrainConfig, file_sha256, load_config
+from train.loop import WEIGHTS_NAME, make_model
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+MAX_ABS_DIFF = 1e-4
+
+
+def export_onnx(model: nn.Module, channels: int, path: Path) -> None:
+    """Write ``model`` as ONNX (TorchScript exporter: one self-contained file)."""
+    model = model.eval().cpu()
+    dummy = torch.rand(1, channels, 32, 32)
+    tmp = path.with_name(path.stem + ".tmp.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(tmp),
+            dynamo=False,
+            input_names=["lr"],
+            output_names=["sr"],
+            opset_version=OPSET,
+            dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"}, "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
+        )
+    os.replace(tmp, path)
+
+
+def check_onnx(model: nn.Module, channels: int, path: Path, seed: int = 0) -> float:
+    """Max abs difference between onnxruntime and torch on odd sizes and a batch of 2."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for shape in [(1, channels, 37, 53), (2, channels, 24, 17)]:
+        x = rng.random(shape, dtype=np.float32)
+        with torch.no_grad():
+            ref = model.eval().cpu()(torch.from_numpy(x)).numpy()
+        got = sess.run(["sr"], {"lr": x})[0]
+        if got.shape != ref.shape:
+            raise ModelError(f"ONNX output shape {got.shape} != torch {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    if worst >= MAX_ABS_DIFF:
+        raise ModelError(f"ONNX and torch differ by {worst:.2e} (limit {MAX_ABS_DIFF:.0e})")
+    return worst
+
+
+def export_run(
+    cfg: TrainConfig,
+    config_path: Path,
+    run_dir: Path,
+    engines_dir: Path,
+    eval_dirs: list[Path] | None = None,
+) -> ModelCard:
+    """Export the finished run in ``run_dir`` and return the card written beside the ONNX."""
+    weights = run_dir / WEIGHTS_NAME
+    if not weights.exists():
+        raise InputError(f"no trained weights at {weights} (has the run finished?)")
+    model = make_model(cfg)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    engines_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{cfg.model.name}_x{cfg.scale}" if cfg.name is None else cfg.name
+    onnx_path, pt_path, card_path = (engines_dir / f"{stem}{ext}" for ext in (".onnx", ".pt", ".json"))
+    export_onnx(model, channels, onnx_path)
+    diff = check_onnx(model, channels, onnx_path)
+    log.info("ONNX matches torch: max abs diff %.2e", diff)
+    torch.save(model.state_dict(), pt_path)
+
+    summary: dict[str, Any] = {}
+    if (run_dir / "summary.json").exists():
+        summary = json.loads((run_dir / "summary.json").read_text())
+    try:
+        config_rel = str(config_path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        config_rel = str(config_path)
+    training = {
+        "data": [Path(d).name for d in cfg.data.train_dirs],
+        "config": config_rel,
+        "config_sha256": file_sha256(config_path),
+        "steps": cfg.schedule.steps,
+        "seed": cfg.seed,
+        "wall_time_s": summary.get("wall_time_s"),
+        "device": summary.get("device"),
+        "threads": summary.get("threads"),
+        "loss": cfg.loss,
+        "onnx_max_abs_diff": diff,
+    }
+    card = ModelCard(
+        name=stem,
+        arch=cfg.model.name,
+        scale=cfg.scale,
+        colour="y" if channels == 1 else "rgb",
+        params=count_params(model),
+        macs_per_pixel=macs_per_pixel(model, cfg.scale),
+        onnx=onnx_path.name,
+        arch_kwargs=dict(cfg.model.kwargs),
+        torch_weights=pt_path.name,
+        onnx_sha256=file_sha256(onnx_path),
+        training=training,
+        metrics={},
+        path=card_path,
+    )
+    if eval_dirs:
+        results = evaluate_model(card, list(eval_dirs), cfg.scale)
+        metrics = {
+            ds: {k: round(r[k], 4) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")} | {"images": r["images"]}
+            for ds, r in results.items()
+        }
+        card = ModelCard(**{**card.__dict__, "metrics": metrics})
+    tmp = card_path.with_name(card_path.stem + ".tmp.json")
+    tmp.write_text(card.to_json())
+    os.replace(tmp, card_path)
+    log.info("wrote %s", card_path)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.export", description="Export a trained run to engines/.")
+    p.add_argument("--config", required=True)
+    p.add_argument("--run", help="run folder (default runs/<name>)")
+    p.add_argument("--engines", default=str(REPO_ROOT / "engines"), help="output folder")
+    p.add_argument("--eval", action="append", default=[], metavar="DIR", help="measure on this folder (repeatable)")
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load_config(args.config)
+        run_dir = Path(args.run) if args.run else REPO_ROOT / "runs" / cfg.run_name
+        card = export_run(cfg, Path(args.config), run_dir, Path(args.engines), [Path(d) for d in args.eval])
+        print(card.to_json(), end="")
+    except StreamSRError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
