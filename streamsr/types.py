@@ -83,3 +83,28 @@ class ModelCard:
             return cls(**data, path=Path(path))
         except TypeError as e:
             raise ModelError(f"model card {path} is incomplete: {e}") from None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture as it moves through the pipeline.
+
+    ``planes`` is ``(Y, Cb, Cr)`` uint8 arrays; the chroma planes may be subsampled
+    (4:2:0 video) or full size (images). ``alpha`` rides along for images that have one.
+    ``source_planes`` keeps the input planes after inference when ``--compare`` needs them.
+    """
+
+    index: int
+    planes: tuple[Any, Any, Any]
+    pts: int | None = None
+    time_base: Fraction | None = None
+    name: str | None = None  # file name, for image inputs
+    alpha: Any = None
+    source_planes: tuple[Any, Any, Any] | None = None
+    captured_at: float | None = None  # time.monotonic() when decoded, for latency
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the luma plane."""
+        h, w = self.planes[0].shape[:2]
+        return w, h

@@ -1,0 +1,67 @@
+"""The Backend contract: uint8 planes in, uint8 planes out. A backend computes; it decides no policy."""
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from streamsr.types import ModelCard
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def to_network_input(batch: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W) or (N, H, W, C) -> float32 NCHW in [0, 1]."""
+    x = batch.astype(np.float32)
+    x *= 1.0 / 255.0
+    if x.ndim == 3:
+        return x[:, None]
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def to_uint8(y: np.ndarray, colour_channels: int) -> np.ndarray:
+    """float NCHW in [0, 1] -> uint8 (N, H, W) or (N, H, W, C), rounded and clamped."""
+    y = np.asarray(y, dtype=np.float32)
+    y = y * 255.0
+    y += 0.5
+    np.clip(y, 0.0, 255.0, out=y)
+    out = y.astype(np.uint8)
+    if colour_channels == 1:
+        return out[:, 0]
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+class Backend(ABC):
+    """Runs one model on batches of same-sized uint8 planes (Y models) or images (RGB models)."""
+
+    name: str = "?"
+
+    def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp32") -> None:
+        self.card = card
+        self.threads = threads or default_threads()
+        self.precision = precision
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W[, C]) -> uint8 (N, sH, sW[, C])."""
+        return to_uint8(self.infer(to_network_input(batch)), self.card.channels)
+
+    @abstractmethod
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """float32 NCHW in [0, 1] -> float32 NCHW, unclamped."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.precision}, {self.threads} threads)"
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,159 @@
+"""decode thread -> bounded queue -> batcher + backend -> bounded queue -> sink thread.
+
+The three stages overlap: PyAV, OpenCV and the inference engines release the GIL while
+they work. Any stage's error stops all stages; ``run`` re-raises it with its cause.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from streamsr.backends.base import Backend
+from streamsr.errors import PipelineError, StreamSRError
+from streamsr.pipeline.batcher import batches
+from streamsr.pipeline.queues import END, QueuePolicy, StageQueue, Stopped
+from streamsr.pipeline.stats import RunStats, StageClock
+from streamsr.types import Frame
+
+log = logging.getLogger(__name__)
+
+PostProcess = Callable[[Frame], Frame]
+OnFrame = Callable[[int], None]
+
+
+class FrameSink:
+    """What the pipeline writes to; see streamsr.sinks."""
+
+    def write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PipelinePolicy:
+    max_batch: int = 1
+    max_wait_s: float = 0.005
+    queue_size: int = 8
+    queue_policy: QueuePolicy = "block"
+    keep_source_planes: bool = False  # --compare needs the input beside the output
+
+
+def infer_batch(backend: Backend, frames: list[Frame], keep_source: bool) -> list[Frame]:
+    """Run the backend on the Y planes of same-sized frames; chroma is left for post-processing."""
+    stacked = np.stack([f.planes[0] for f in frames])
+    upscaled = backend.run(stacked)
+    return [
+        replace(f, planes=(y, f.planes[1], f.planes[2]), source_planes=f.planes if keep_source else None)
+        for f, y in zip(frames, upscaled)
+    ]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Iterable[Frame],
+        backend: Backend,
+        sink: FrameSink,
+        policy: PipelinePolicy | None = None,
+        post: PostProcess | None = None,
+        on_frame: OnFrame | None = None,
+    ) -> None:
+        self.source = source
+        self.backend = backend
+        self.sink = sink
+        self.policy = policy or PipelinePolicy()
+        self.post = post
+        self.on_frame = on_frame
+        self._stop = threading.Event()
+        self._errors: list[tuple[str, BaseException]] = []
+        self._clocks = {name: StageClock() for name in ("decode", "infer", "encode")}
+        self._batches = 0
+        self._written = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> RunStats:
+        p = self.policy
+        decoded = StageQueue(p.queue_size, self._stop, p.queue_policy)
+        inferred = StageQueue(p.queue_size, self._stop, "block")
+        threads = [
+            threading.Thread(target=self._guard, args=("decode", self._decode, decoded), name="streamsr-decode"),
+            threading.Thread(target=self._guard, args=("infer", self._infer, decoded, inferred), name="streamsr-infer"),
+            threading.Thread(target=self._guard, args=("encode", self._encode, inferred), name="streamsr-encode"),
+        ]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.1)
+        except KeyboardInterrupt:
+            self._stop.set()
+            for t in threads:
+                t.join()
+            raise
+        wall = time.perf_counter() - t0
+        if self._errors:
+            stage, error = self._errors[0]
+            if isinstance(error, StreamSRError):
+                raise error
+            raise PipelineError(f"{stage} stage failed: {type(error).__name__}: {error}") from error
+        n = max(self._written, 1)
+        return RunStats(
+            frames=self._written,
+            wall_s=wall,
+            stage_ms_per_frame={k: c.busy_s * 1000 / n for k, c in self._clocks.items()},
+            batches=self._batches,
+            dropped=decoded.dropped,
+        )
+
+    def _guard(self, stage: str, body: Callable[..., None], *args: object) -> None:
+        try:
+            body(*args)
+        except Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001 - every failure must reach run()
+            log.debug("%s stage failed", stage, exc_info=True)
+            self._errors.append((stage, e))
+            self._stop.set()
+
+    def _decode(self, out: StageQueue) -> None:
+        clock = self._clocks["decode"]
+        iterator = iter(self.source)
+        while True:
+            with clock.timed():
+                frame = next(iterator, None)
+            if frame is None:
+                break
+            out.put(frame)
+        out.put(END)
+
+    def _infer(self, inp: StageQueue, out: StageQueue) -> None:
+        clock = self._clocks["infer"]
+        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s):
+            with clock.timed():
+                results = infer_batch(self.backend, batch, self.policy.keep_source_planes)
+            self._batches += 1
+            for frame in results:
+                out.put(frame)
+        out.put(END)
+
+    def _encode(self, inp: StageQueue) -> None:
+        clock = self._clocks["encode"]
+        while True:
+            frame = inp.get()
+            if frame is END:
+                return
+            with clock.timed():
+                if self.post is not None:
+                    frame = self.post(frame)
+                self.sink.write(frame)
+            self._written += 1
+            if self.on_frame is not None:
+                self.on_frame(self._written)

@@ -1,0 +1,45 @@
+"""What happens to a frame after inference: chroma upscaling and the --compare layout."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from streamsr.colour import upscale_chroma, upscale_planes_classic
+from streamsr.sinks.av_sink import pad_to_even
+from streamsr.types import Frame
+
+COMPARE_LABELS = ("input (nearest)", "bicubic", "model")
+
+
+def finish(frame: Frame, scale: int) -> Frame:
+    """Upscale the chroma planes classically to fit the model's luma output."""
+    y = frame.planes[0]
+    luma_in = (y.shape[0] // scale, y.shape[1] // scale)
+    cb = upscale_chroma(frame.planes[1], luma_in, y.shape)
+    cr = upscale_chroma(frame.planes[2], luma_in, y.shape)
+    return replace(frame, planes=(y, cb, cr))
+
+
+def _label(y: np.ndarray, text: str) -> None:
+    scale = max(0.5, y.shape[0] / 600)
+    org = (int(10 * scale), int(30 * scale))
+    cv2.putText(y, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 0, int(4 * scale), cv2.LINE_AA)
+    cv2.putText(y, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, max(1, int(1.5 * scale)), cv2.LINE_AA)
+
+
+def compare(frame: Frame, scale: int) -> Frame:
+    """Input (nearest), bicubic and model side by side, each labelled."""
+    assert frame.source_planes is not None, "compare needs the source planes"
+    model = pad_to_even(finish(frame, scale).planes)
+    panels = [
+        pad_to_even(upscale_planes_classic(frame.source_planes, scale, cv2.INTER_NEAREST)),
+        pad_to_even(upscale_planes_classic(frame.source_planes, scale, cv2.INTER_CUBIC)),
+        model,
+    ]
+    panels = [tuple(p.copy() for p in panel) for panel in panels]
+    for panel, text in zip(panels, COMPARE_LABELS):
+        _label(panel[0], text)
+    planes = tuple(np.hstack([panel[i] for panel in panels]) for i in range(3))
+    return replace(frame, planes=planes, source_planes=None)

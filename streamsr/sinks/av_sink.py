@@ -1,0 +1,215 @@
+"""Encode frames with PyAV into a file, copying the input's audio and subtitle streams.
+
+Timestamps pass through untouched (the output stream uses the input's time base), so
+variable frame rate stays variable and audio stays in sync. The file is written under a
+temporary name and renamed by ``close()``; ``abort()`` leaves nothing behind.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamsr.errors import OutputError, PipelineError
+from streamsr.sinks.atomic import commit, discard, temporary_path
+from streamsr.types import Frame
+
+log = logging.getLogger(__name__)
+
+ENCODERS = {"h264": "libx264", "hevc": "libx265"}
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    codec: str = "h264"  # h264 | hevc
+    preset: str = "veryfast"
+    crf: int = 18
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """What the output video stream inherits from the input."""
+
+    time_base: Fraction
+    rate: Fraction | None
+    colorspace: int | None = None
+    color_range: int | None = None
+    color_primaries: int | None = None
+    color_trc: int | None = None
+    rotation: int = 0
+
+
+def fill_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> av.VideoFrame:
+    """A yuv420p VideoFrame from (Y, Cb, Cr) planes (Y of even size)."""
+    y = planes[0]
+    frame = av.VideoFrame(y.shape[1], y.shape[0], "yuv420p")
+    for plane, data in zip(frame.planes, planes):
+        view = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        view[:, : plane.width] = data[: plane.height, : plane.width]
+    return frame
+
+
+def pad_to_even(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """4:2:0 encoders need even sizes: repeat the last row/column of Y when it is odd.
+
+    The chroma planes of an odd size already cover the padded one (ceil(5/2) == 6/2).
+    """
+    y = planes[0]
+    h, w = y.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return planes
+    y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")
+    return y, planes[1], planes[2]
+
+
+class AvFileSink:
+    def __init__(
+        self,
+        path: str | Path,
+        timing: StreamTiming,
+        settings: EncodeSettings | None = None,
+        copy_from: str | Path | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.timing = timing
+        self.settings = settings or EncodeSettings()
+        self.copy_from = Path(copy_from) if copy_from else None
+        self.frames = 0
+        self._temp: Path | None = None
+        self._out: av.container.OutputContainer | None = None
+        self._video: av.video.stream.VideoStream | None = None
+        self._size: tuple[int, int] | None = None
+        self._copy_in: av.container.InputContainer | None = None
+        self._copy_packets = None
+        self._pending_packet: av.Packet | None = None
+        self._copy_map: dict[int, av.stream.Stream] = {}
+        self._video_time = 0.0
+
+    # -- opening ----------------------------------------------------------------------------
+    def _open(self, width: int, height: int) -> None:
+        if self.settings.codec not in ENCODERS:
+            raise OutputError(f"unknown codec {self.settings.codec!r} (choose from {', '.join(ENCODERS)})")
+        self._temp = temporary_path(self.path)
+        try:
+            self._out = av.open(str(self._temp), mode="w")
+        except av.error.FFmpegError as e:
+            discard(self._temp)
+            raise OutputError(f"cannot write {self.path}: {e}") from None
+        t = self.timing
+        stream = self._out.add_stream(ENCODERS[self.settings.codec], rate=t.rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = t.time_base
+        cc = stream.codec_context
+        cc.time_base = t.time_base
+        for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
+            value = getattr(t, attr)
+            if value is not None:
+                setattr(cc, attr, value)
+        options = {"preset": self.settings.preset, "crf": str(self.settings.crf)}
+        if self.settings.codec == "hevc":
+            options["x265-params"] = "log-level=error"
+        cc.options = options
+        if t.rotation:
+            stream.set_display_rotation(t.rotation)
+        self._video = stream
+        self._add_copied_streams()
+        try:
+            self._out.start_encoding()
+        except av.error.FFmpegError as e:
+            raise OutputError(f"{self.path.suffix or 'this'} container cannot hold these streams: {e}") from None
+
+    def _add_copied_streams(self) -> None:
+        if self.copy_from is None:
+            return
+        self._copy_in = av.open(str(self.copy_from))
+        streams = [s for s in self._copy_in.streams if s.type in ("audio", "subtitle")]
+        for s in streams:
+            try:
+                self._copy_map[s.index] = self._out.add_stream_from_template(s)
+            except (ValueError, av.error.FFmpegError) as e:
+                raise OutputError(
+                    f"cannot copy the {s.type} stream ({s.codec_context.name}) into {self.path.suffix}: {e}; "
+                    "try a .mkv output"
+                ) from None
+        if streams:
+            self._copy_packets = self._copy_in.demux(*streams)
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, frame: Frame) -> None:
+        planes = pad_to_even(frame.planes)
+        size = planes[0].shape[1], planes[0].shape[0]
+        if self._out is None:
+            if size != frame.size:
+                log.warning("output %dx%d is odd; 4:2:0 video needs even sizes, padded to %dx%d",
+                            *frame.size, *size)
+            self._open(*size)
+            self._size = size
+        elif size != self._size:
+            raise PipelineError(f"frame size changed mid-stream from {self._size} to {size}")
+        out_frame = fill_frame(planes)
+        out_frame.pts = frame.pts
+        out_frame.time_base = self.timing.time_base
+        self._mux_video(self._video.encode(out_frame))
+        self.frames += 1
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self._out.mux(packet)
+            if packet.dts is not None and packet.time_base is not None:
+                self._video_time = float(packet.dts * packet.time_base)
+        self._mux_copied(until=self._video_time)
+
+    def _mux_copied(self, until: float | None) -> None:
+        """Interleave copied packets up to the video's time (all of them when ``until`` is None)."""
+        if self._copy_packets is None:
+            return
+        while True:
+            packet = self._pending_packet or next(self._copy_packets, None)
+            self._pending_packet = None
+            if packet is None:
+                self._copy_packets = None
+                return
+            if packet.dts is None:  # the demuxer's empty flush packets
+                continue
+            if until is not None and float(packet.dts * packet.time_base) > until:
+                self._pending_packet = packet
+                return
+            packet.stream = self._copy_map[packet.stream.index]
+            self._out.mux(packet)
+
+    # -- closing ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush the encoder, finish the file and move it into place."""
+        if self._out is None:
+            return
+        try:
+            self._mux_video(self._video.encode(None))
+            self._mux_copied(until=None)
+            self._out.close()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            if self._copy_in is not None:
+                self._copy_in.close()
+        commit(self._temp, self.path)
+        self._out = None
+
+    def abort(self) -> None:
+        """Drop everything written; leave nothing at (or beside) the output path."""
+        try:
+            if self._out is not None:
+                self._out.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+            pass
+        finally:
+            self._out = None
+            if self._copy_in is not None:
+                self._copy_in.close()
+            if self._temp is not None:
+                discard(self._temp)

@@ -1,0 +1,147 @@
+"""Video files through PyAV: decode to Y/Cb/Cr planes with exact timestamps."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamsr.errors import InputError
+from streamsr.types import Frame, VideoInfo
+
+log = logging.getLogger(__name__)
+
+# Decoded formats whose planes we use as they are; anything else is converted to yuv420p.
+_NATIVE_FORMATS = {"yuv420p", "yuvj420p"}
+
+
+def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A copy of one 8-bit plane as (height, width), without the line padding."""
+    raw = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return raw[:, : plane.width].copy()
+
+
+def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if frame.format.name not in _NATIVE_FORMATS:
+        frame = frame.reformat(format="yuv420p")
+    return plane_array(frame.planes[0]), plane_array(frame.planes[1]), plane_array(frame.planes[2])
+
+
+def check_readable_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a directory, not a video: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"input is empty (0 bytes): {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input is not readable (permission denied): {path}")
+
+
+class AvFileSource:
+    """Decodes every frame of a file's first video stream, in order, none dropped."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        check_readable_file(self.path)
+        try:
+            self._container = av.open(str(self.path), mode="r")
+        except av.error.FFmpegError as e:
+            raise InputError(f"cannot read {self.path} as video: {_reason(e)}") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"{self.path} has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._frames = self._decode()
+        try:
+            self._first = next(self._frames)
+        except StopIteration:
+            self.close()
+            raise InputError(f"{self.path} has a video stream but no decodable frame") from None
+        except InputError:
+            self.close()
+            raise
+        self.info = self._make_info()
+
+    def _make_info(self) -> VideoInfo:
+        s = self._stream
+        cc = s.codec_context
+        rate = s.average_rate or s.guessed_rate or s.base_rate
+        return VideoInfo(
+            width=self._first_frame.width,
+            height=self._first_frame.height,
+            rate=Fraction(rate) if rate else None,
+            time_base=Fraction(s.time_base) if s.time_base else None,
+            frames=s.frames or None,
+            is_live=False,
+            pix_fmt=self._first_frame.format.name,
+            colour_matrix=str(int(cc.colorspace)) if cc.colorspace is not None else None,
+            colour_range=str(int(cc.color_range)) if cc.color_range is not None else None,
+            rotation=int(round(self._first_frame.rotation or 0)),
+        )
+
+    @property
+    def codec_context(self) -> av.codec.context.CodecContext:
+        return self._stream.codec_context
+
+    @property
+    def stream(self) -> av.video.stream.VideoStream:
+        return self._stream
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        count = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                if count == 0:
+                    self._first_frame = frame
+                count += 1
+                yield frame
+        except av.error.FFmpegError as e:
+            raise InputError(f"{self.path}: decoding failed after {count} frames: {_reason(e)}") from None
+        expected = self._stream.frames
+        if expected and count < expected:
+            raise InputError(f"{self.path} is truncated: {count} of its {expected} frames could be decoded")
+
+    def __iter__(self) -> Iterator[Frame]:
+        tb = Fraction(self._stream.time_base) if self._stream.time_base else None
+        rate = self.info.rate
+        frame_tb = tb if tb is not None else (1 / rate if rate else Fraction(1, 25))
+        pending = [self._first] if self._first is not None else []
+        self._first = None
+        index = 0
+        for frame in _chain(pending, self._frames):
+            pts = frame.pts
+            if pts is None:  # containers without timestamps: derive them from the rate
+                pts = int(index / (rate or 25) / frame_tb)
+            yield Frame(
+                index=index,
+                planes=frame_planes(frame),
+                pts=pts,
+                time_base=frame_tb,
+                captured_at=time.monotonic(),
+            )
+            index += 1
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> AvFileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _chain(first: list[av.VideoFrame], rest: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    yield from first
+    yield from rest
+
+
+def _reason(e: av.error.FFmpegError) -> str:
+    return getattr(e, "strerror", None) or str(e)
