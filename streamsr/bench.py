@@ -1,0 +1,278 @@
+"""`streamsr bench`: decode, inference, encode and end to end, per engine and scale.
+
+Also measures the machine's float32 matrix-multiply rate (numpy's BLAS) so that each
+engine's effective GFLOP/s can be read as a fraction of it, and times OpenCV
+dnn_superres's ESPCN in a plain sequential loop as the reference peer when
+opencv-contrib and the peer models are available.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from streamsr import zoo
+from streamsr.backends import AUTO_ORDER, create_backend, installed_backends
+from streamsr.backends.base import PRECISIONS, default_threads
+from streamsr.errors import BackendUnavailable, ConfigError, InputError, ModelError
+from streamsr.pipeline.pipeline import Pipeline, PipelinePolicy
+from streamsr.postprocess import finish
+from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
+from streamsr.sources.av_source import AvFileSource
+from streamsr.synthetic import rgb_to_yuv420, scene_frames, write_clip
+
+log = logging.getLogger(__name__)
+
+PEER_DIRS = ("../shared/peers/opencv_dnn_superres", "../../shared/peers/opencv_dnn_superres")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, default=None, help="clip to use (default: a generated 768x576 clip)")
+    p.add_argument("--engines", default="installed",
+                   help="comma-separated engines, or 'installed' (default) for every installed one")
+    p.add_argument("--scales", default="2", help="comma-separated scales (default 2)")
+    p.add_argument("--model", default=None, help="model name (default espcn)")
+    p.add_argument("--precision", default="fp32", help=f"comma-separated, from {', '.join(PRECISIONS)}")
+    p.add_argument("--frames", type=int, default=200, help="frames to time (default 200)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--preset", default="veryfast", help="x264 preset for the encode stages")
+    p.add_argument("--peer-models", type=Path, default=None,
+                   help="folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (default: ../shared/peers/...)")
+    p.add_argument("--no-peer", action="store_true", help="skip the OpenCV dnn_superres reference loop")
+    p.add_argument("--json", type=Path, default=None, help="where to write the results (default bench-results/)")
+
+
+@dataclass
+class EngineResult:
+    engine: str
+    precision: str
+    scale: int
+    model: str
+    width: int
+    height: int
+    frames: int
+    batch: int
+    infer_fps: float
+    gflops: float
+    matmul_fraction: float
+    encode_fps: float
+    e2e_fps: float
+    e2e_over_infer: float
+    e2e_stage_ms: dict[str, float]
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GFLOP/s of an n x n x n matrix product through numpy's BLAS."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def synthetic_clip(path: Path, frames: int, size: tuple[int, int] = (768, 576)) -> Path:
+    write_clip(path, (rgb_to_yuv420(f) for f in scene_frames(*size, frames)), rate=Fraction(25), lossless=False)
+    return path
+
+
+def decode_frames(clip: Path, count: int) -> tuple[list, float]:
+    with AvFileSource(clip) as source:
+        t0 = time.perf_counter()
+        frames = list(islice(source, count))
+        return frames, len(frames) / (time.perf_counter() - t0)
+
+
+def time_inference(backend, frames: list, batch: int) -> tuple[float, list]:
+    ys = [f.planes[0] for f in frames]
+    backend.run(np.stack(ys[:batch]))  # warm-up: compilation, allocation
+    outputs = []
+    t0 = time.perf_counter()
+    for i in range(0, len(ys), batch):
+        out = backend.run(np.stack(ys[i : i + batch]))
+        if len(outputs) < 60:
+            outputs.extend(out[: 60 - len(outputs)])
+    return len(ys) / (time.perf_counter() - t0), outputs
+
+
+def time_encode(frames: list, outputs: list, scale: int, timing: StreamTiming, settings: EncodeSettings, tmp: Path) -> float:
+    from dataclasses import replace
+
+    sink = AvFileSink(tmp / "encode.mp4", timing, settings)
+    done = [finish(replace(f, planes=(y, f.planes[1], f.planes[2])), scale) for f, y in zip(frames, outputs)]
+    t0 = time.perf_counter()
+    for frame in done:
+        sink.write(frame)
+    sink.close()
+    return len(done) / (time.perf_counter() - t0)
+
+
+def time_end_to_end(clip: Path, count: int, backend, scale: int, batch: int, settings: EncodeSettings, tmp: Path):
+    with AvFileSource(clip) as source:
+        timing = StreamTiming(time_base=source.info.time_base, rate=source.info.rate)
+        sink = AvFileSink(tmp / "e2e.mp4", timing, settings, copy_from=None)
+        policy = PipelinePolicy(max_batch=batch, queue_size=max(8, 2 * batch))
+        pipeline = Pipeline(islice(source, count), backend, sink, policy, post=lambda f: finish(f, scale))
+        stats = pipeline.run()
+        sink.close()
+    return stats
+
+
+def peer_fps(clip: Path, count: int, scale: int, models: Path, settings: EncodeSettings, tmp: Path) -> float | None:
+    """OpenCV dnn_superres ESPCN, decode -> upsample -> encode one frame after another."""
+    try:
+        import cv2
+
+        create = cv2.dnn_superres.DnnSuperResImpl_create
+    except AttributeError:
+        log.warning("peer skipped: cv2.dnn_superres needs opencv-contrib-python-headless")
+        return None
+    model_file = models / f"ESPCN_x{scale}.pb"
+    if not model_file.exists():
+        log.warning("peer skipped: %s not found", model_file)
+        return None
+    import av
+
+    sr = create()
+    sr.readModel(str(model_file))
+    sr.setModel("espcn", scale)
+    with av.open(str(clip)) as inp, av.open(str(tmp / "peer.mp4"), "w") as out:
+        stream = None
+        t0 = time.perf_counter()
+        n = 0
+        for frame in islice(inp.decode(video=0), count):
+            up = sr.upsample(frame.to_ndarray(format="bgr24"))
+            if stream is None:
+                stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
+                stream.height, stream.width = up.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.codec_context.options = {"preset": settings.preset, "crf": str(settings.crf)}
+            for packet in stream.encode(av.VideoFrame.from_ndarray(up, format="bgr24")):
+                out.mux(packet)
+            n += 1
+        for packet in stream.encode(None):
+            out.mux(packet)
+        return n / (time.perf_counter() - t0)
+
+
+def _peer_dir(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    here = Path(__file__).resolve().parent.parent
+    for candidate in PEER_DIRS:
+        for base in (Path.cwd(), here):
+            if (base / candidate).is_dir():
+                return (base / candidate).resolve()
+    return None
+
+
+def _engines(arg: str) -> list[str]:
+    if arg == "installed":
+        return [e for e in AUTO_ORDER if e in installed_backends()]
+    return [e.strip() for e in arg.split(",") if e.strip()]
+
+
+def machine_info() -> dict[str, object]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": default_threads(), "python": platform.python_version(), "system": platform.platform()}
+
+
+def run(args: argparse.Namespace) -> int:
+    scales = [int(s) for s in args.scales.split(",")]
+    precisions = [p.strip() for p in args.precision.split(",")]
+    if args.input is not None and not args.input.exists():
+        raise InputError(f"input not found: {args.input}")
+    settings = EncodeSettings(preset=args.preset)
+    print("measuring the float32 matrix-multiply rate ...", flush=True)
+    mm = matmul_rate()
+    results: list[EngineResult] = []
+    peers: dict[int, float | None] = {}
+    with tempfile.TemporaryDirectory(prefix="streamsr-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        clip = args.input or synthetic_clip(tmp / "clip.mp4", args.frames)
+        frames, decode_fps = decode_frames(clip, args.frames)
+        width, height = frames[0].size
+        with AvFileSource(clip) as src:
+            timing = StreamTiming(time_base=src.info.time_base, rate=src.info.rate)
+        for scale in scales:
+            card = zoo.resolve_model(args.model, scale)
+            for engine in _engines(args.engines):
+                for precision in precisions:
+                    try:
+                        backend = create_backend(engine, card, threads=args.threads, precision=precision)
+                    except (BackendUnavailable, ConfigError, ModelError) as e:
+                        print(f"skip {engine} {precision}: {e}")
+                        continue
+                    with backend:
+                        print(f"x{scale} {engine} {precision}: inference ...", flush=True)
+                        infer_fps, outputs = time_inference(backend, frames, args.batch)
+                        print(f"x{scale} {engine} {precision}: encode, end to end ...", flush=True)
+                        encode_fps = time_encode(frames, outputs, scale, timing, settings, tmp)
+                        stats = time_end_to_end(clip, args.frames, backend, scale, args.batch, settings, tmp)
+                    gflops = 2 * card.macs_per_pixel * width * height * infer_fps / 1e9
+                    results.append(EngineResult(
+                        engine=engine, precision=precision, scale=scale, model=card.name, width=width,
+                        height=height, frames=len(frames), batch=args.batch, infer_fps=infer_fps,
+                        gflops=gflops, matmul_fraction=gflops / mm, encode_fps=encode_fps, e2e_fps=stats.fps,
+                        e2e_over_infer=stats.fps / infer_fps, e2e_stage_ms=stats.stage_ms_per_frame,
+                    ))
+            if not args.no_peer:
+                models = _peer_dir(args.peer_models)
+                peers[scale] = peer_fps(clip, args.frames, scale, models, settings, tmp) if models else None
+                if models is None:
+                    log.warning("peer skipped: no peer model folder found (use --peer-models)")
+    report = {
+        "machine": machine_info(),
+        "matmul_gflops": mm,
+        "clip": str(args.input or "generated 768x576"),
+        "decode_fps": decode_fps,
+        "results": [asdict(r) for r in results],
+        "peer_opencv_espcn_fps": {str(k): v for k, v in peers.items()},
+        "settings": {"preset": args.preset, "crf": settings.crf, "threads": args.threads or default_threads()},
+    }
+    print_report(report)
+    path = args.json or Path("bench-results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {path}")
+    return 0
+
+
+def print_report(report: dict) -> None:
+    m = report["machine"]
+    print(f"\nmachine: {m['cpu']}, {m['cores']} cores; float32 matmul {report['matmul_gflops']:.0f} GFLOP/s")
+    print(f"clip: {report['clip']}; decode alone {report['decode_fps']:.0f} fps\n")
+    head = f"{'scale':>5} {'engine':<12} {'prec':<5} {'infer fps':>9} {'GFLOP/s':>8} {'of mm':>6} " \
+           f"{'encode fps':>10} {'e2e fps':>8} {'e2e/inf':>7} {'vs peer':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in report["results"]:
+        peer = report["peer_opencv_espcn_fps"].get(str(r["scale"]))
+        vs = f"{r['e2e_fps'] / peer:.2f}x" if peer else "-"
+        print(f"{'x' + str(r['scale']):>5} {r['engine']:<12} {r['precision']:<5} {r['infer_fps']:>9.2f} "
+              f"{r['gflops']:>8.1f} {r['matmul_fraction']:>6.0%} {r['encode_fps']:>10.1f} {r['e2e_fps']:>8.2f} "
+              f"{r['e2e_over_infer']:>7.0%} {vs:>7}")
+    for scale, fps in report["peer_opencv_espcn_fps"].items():
+        print(f"peer x{scale}: OpenCV dnn_superres ESPCN, sequential loop: " + (f"{fps:.2f} fps" if fps else "not run"))
