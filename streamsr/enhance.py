@@ -56,7 +56,11 @@ def open_backend(options: EnhanceOptions) -> Backend:
 
 
 def enhance(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None = None) -> EnhanceResult:
-    """Upscale ``input_path`` into ``output``. Raises StreamSRError subclasses for bad input."""
+    """Upscale ``input_path`` into ``output``. Raises StreamSRError subclasses for bad input.
+
+    ``on_frame(done)`` is called after each written frame; if it has a ``total`` attribute,
+    that is set to the expected frame count (None when unknown) before the first frame.
+    """
     if not input_path.exists():
         raise InputError(f"input not found: {input_path}")
     if is_image_input(input_path):
@@ -90,6 +94,7 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
             rotation=info.rotation,
         )
         sink = AvFileSink(output, timing, options.encode, copy_from=input_path)
+        _announce_total(on_frame, info.frames)
         pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)
         stats, interrupted = _run(pipeline, sink)
         if not interrupted and info.frames and stats.frames != info.frames:
@@ -115,6 +120,7 @@ def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_
             check_output_path(folder / file.name, [file])
     with open_backend(options) as backend:
         sink = ImageFolderSink(folder, target)
+        _announce_total(on_frame, len(source.files))
         pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)
         stats, interrupted = _run(pipeline, sink)
         return EnhanceResult(stats, backend.describe(), backend.card.name, output, len(source.files), interrupted)
@@ -133,6 +139,11 @@ def _run(pipeline: Pipeline, sink) -> tuple[RunStats, bool]:
         raise
     sink.close()
     return stats, False
+
+
+def _announce_total(on_frame: OnFrame | None, total: int | None) -> None:
+    if on_frame is not None and hasattr(on_frame, "total"):
+        on_frame.total = total
 
 
 def _enum(value: object) -> int | None:
