@@ -109,6 +109,8 @@ def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_
         check_output_path(output, [input_path])
         folder, target = output.parent, output
     else:
+        if input_path.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES:
+            raise OutputError(f"a folder of images needs an output folder, not the file name {output}")
         folder, target = output, None
         if not folder.exists():
             if not folder.parent.exists():
