@@ -60,7 +60,7 @@ def pad_to_even(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.n
     """
     y = planes[0]
     h, w = y.shape
-    if h % 2 == 0 and w % 2 == 0:
+    if (h % 2 == 0 and w % 2 == 0) or planes[1].shape == y.shape:  # even, or 4:4:4
         return planes
     y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")
     return y, planes[1], planes[2]
