@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from streamsr.errors import ConfigError
+from streamsr.types import ModelCard
+from train.config import config_from_dict, load_config
+from train.export import export_run
+from train.loop import CKPT_NAME, WEIGHTS_NAME, lr_at, train
+
+
+def _write_images(folder: Path, n: int, size: tuple[int, int], seed: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        small = rng.integers(0, 256, (size[0] // 4, size[1] // 4, 3)).astype(np.uint8)
+        img = cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"img{i}.png"), img)
+
+
+@pytest.fixture()
+def tiny_config(tmp_path: Path) -> Path:
+    _write_images(tmp_path / "train", 3, (40, 52), seed=0)
+    _write_images(tmp_path / "val", 2, (36, 36), seed=1)
+    cfg = {
+        "scale": 2,
+        "model": {"name": "espcn", "kwargs": {"features": [8, 4]}},
+        "data": {
+            "train_dirs": [str(tmp_path / "train")],
+            "val_dir": str(tmp_path / "val"),
+            "patch_size": 8,
+            "batch_size": 4,
+        },
+        "loss": "l1",
+        "optim": {"lr": 0.003},
+        "schedule": {"steps": 6, "kind": "cosine"},
+        "seed": 3,
+        "threads": 1,
+        "log_every": 1,
+        "val_every": 3,
+        "ckpt_every": 3,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_config_rejects_unknown_and_bad_values(tiny_config: Path) -> None:
+    cfg = load_config(tiny_config)
+    assert cfg.data.batch_size == 4 and cfg.model.kwargs == {"features": [8, 4]}
+    with pytest.raises(ConfigError, match="unknown keys"):
+        config_from_dict({"scale": 2, "optim": {"lr": 1e-3, "momentum": 0.9}})
+    with pytest.raises(ConfigError):
+        config_from_dict({"scale": 2, "loss": "huber"})
+    with pytest.raises(ConfigError):
+        config_from_dict({"scale": "2"})
+
+
+def test_schedules() -> None:
+    cos = config_from_dict({"scale": 2, "schedule": {"steps": 100, "min_lr": 0.0}})
+    assert lr_at(cos, 0) == pytest.approx(1e-3)
+    assert lr_at(cos, 50) == pytest.approx(5e-4)
+    ms = config_from_dict({"scale": 2, "schedule": {"steps": 100, "kind": "multistep", "milestones": [10, 20]}})
+    assert [lr_at(ms, s) for s in (9, 10, 20)] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+
+
+def test_train_resumes_exactly(tiny_config: Path, tmp_path: Path) -> None:
+    cfg = load_config(tiny_config)
+    full = train(cfg, tmp_path / "full", progress=False)
+    assert full.step == 6 and len(full.losses) == 6
+    assert all(np.isfinite(full.losses)) and full.val_psnr is not None
+
+    first = train(cfg, tmp_path / "split", stop_after=3, progress=False)
+    assert first.step == 3 and (tmp_path / "split" / CKPT_NAME).exists()
+    assert not (tmp_path / "split" / WEIGHTS_NAME).exists()
+    rest = train(cfg, tmp_path / "split", resume=True, progress=False)
+    assert rest.step == 6
+    assert first.losses + rest.losses == full.losses  # bit-identical
+    a = torch.load(tmp_path / "full" / WEIGHTS_NAME, weights_only=True)
+    b = torch.load(tmp_path / "split" / WEIGHTS_NAME, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "split" / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 1 + 6
+
+
+def test_export_onnx_matches_torch(tiny_config: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    cfg = load_config(tiny_config)
+    train(cfg, tmp_path / "run", progress=False)
+    card = export_run(cfg, tiny_config, tmp_path / "run", tmp_path / "engines", [tmp_path / "val"])
+    loaded = ModelCard.load(tmp_path / "engines" / "espcn_x2.json")
+    assert loaded == card
+    assert loaded.colour == "y" and loaded.scale == 2 and loaded.onnx == "espcn_x2.onnx"
+    assert loaded.macs_per_pixel == 25 * 8 + 9 * 8 * 4 + 9 * 4 * 4
+    assert loaded.metrics["val"]["images"] == 2 and "psnr" in loaded.metrics["val"]
+    assert loaded.training["steps"] == 6 and loaded.torch_weights == "espcn_x2.pt"
+
+    sess = ort.InferenceSession(str(loaded.file(loaded.onnx)), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["lr"] and [o.name for o in sess.get_outputs()] == ["sr"]
+    x = np.random.default_rng(0).random((3, 1, 13, 21), dtype=np.float32)
+    got = sess.run(None, {"lr": x})[0]
+    from streamsr.models import build_model
+
+    model = build_model(loaded.arch, loaded.scale, **loaded.arch_kwargs)
+    model.load_state_dict(torch.load(loaded.file(loaded.torch_weights), weights_only=True))
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x)).numpy()
+    assert got.shape == (3, 1, 26, 42)
+    assert np.abs(got - ref).max() < 1e-4
