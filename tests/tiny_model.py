@@ -9,11 +9,18 @@ import numpy as np
 from streamsr.types import ModelCard
 
 
-def write_tiny_model(folder: Path, scale: int = 2, features: int = 8, seed: int = 0, name: str = "tiny") -> ModelCard:
+def write_tiny_model(
+    folder: Path, scale: int = 2, features: int = 8, seed: int = 0, name: str = "tiny", nearest: bool = False
+) -> ModelCard:
     """``folder/<name>_x<scale>.onnx`` and its card: conv5x5 -> relu -> conv3x3 -> depth-to-space.
 
     The last conv is biased towards the bicubic-like mean of the input so that outputs are
     not saturated, which keeps parity checks meaningful.
+
+    ``nearest=True`` makes a content-preserving model: feature 0 passes the input through and
+    is copied to every sub-pixel (a nearest-neighbour upscale), plus a small random term from
+    the other features (a few grey levels), so pictures, and the index codes drawn into test
+    clips, can be recognised in the output.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -23,6 +30,14 @@ def write_tiny_model(folder: Path, scale: int = 2, features: int = 8, seed: int 
     b1 = (rng.standard_normal(features) * 0.1).astype(np.float32)
     w2 = (rng.standard_normal((scale * scale, features, 3, 3)) * 0.05).astype(np.float32)
     b2 = np.full(scale * scale, 0.2, dtype=np.float32)
+    if nearest:
+        w1[0] = 0.0
+        w1[0, 0, 2, 2] = 1.0
+        b1[0] = 0.0
+        w2 *= 0.1
+        w2[:, 0] = 0.0
+        w2[:, 0, 1, 1] = 1.0
+        b2[:] = 0.0
     inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))]
     nodes = [
         helper.make_node("Conv", ["lr", "w1", "b1"], ["h1"], pads=[2, 2, 2, 2]),
