@@ -74,7 +74,7 @@ def image_files(folder: str | Path) -> list[Path]:
 def prepare(img: np.ndarray, scale: int, name: str = "") -> EvalImage:
     """HR/LR/bicubic luma of one ``uint8`` image for ``scale``."""
     hr = modcrop(img, scale)
-    if min(hr.shape[:2]) < scale * (2 * scale + 11):
+    if min(hr.shape[:2]) < 2 * scale + 11:  # the SSIM window must fit after the shave
         raise InputError(f"image {name or ''} {img.shape[:2]} is too small for x{scale} evaluation")
     lr = to_uint8(imresize(hr, 1.0 / scale))
     bic = to_uint8(imresize(lr, scale))

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from streamsr import evaluate
+from streamsr.errors import InputError, ModelError
+from streamsr.resize import imresize
+
+
+def _images(folder: Path, n: int = 2, size: int = 48) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        small = rng.integers(0, 256, (size // 4, size // 4, 3)).astype(np.uint8)
+        cv2.imwrite(str(folder / f"im{i}.png"), cv2.resize(small, (size + i, size), interpolation=cv2.INTER_CUBIC))
+    cv2.imwrite(str(folder / "grey.png"), np.tile(np.arange(size, dtype=np.uint8) * 5, (size, 1)))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    evaluate.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_prepare_follows_the_protocol() -> None:
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (50, 47, 3), dtype=np.uint8)
+    ev = evaluate.prepare(img, 3)
+    assert ev.hr_y.shape == (48, 45) and ev.lr_y.shape == (16, 15) and ev.bicubic_y.shape == (48, 45)
+    assert ev.lr_y.dtype == np.float32 and 0 <= ev.lr_y.min() and ev.lr_y.max() <= 1
+    # LR luma is the rounded Y of the uint8 RGB downscale
+    lr = evaluate.to_uint8(imresize(img[:48, :45], 1 / 3))
+    y = np.round(16 + (65.481 * lr[..., 0] + 128.553 * lr[..., 1] + 24.966 * lr[..., 2]) / 255)
+    np.testing.assert_allclose(ev.lr_y * 255, y, atol=1e-4)
+    with pytest.raises(InputError, match="too small"):
+        evaluate.prepare(img[:15, :15], 3)
+
+
+def test_perfect_upscaler_scores_infinite() -> None:
+    rng = np.random.default_rng(2)
+    ev = evaluate.prepare(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), 2)
+    res = evaluate.evaluate_images([ev], 2, lambda lr: ev.hr_y / 255.0)
+    assert res["psnr"] == float("inf") and res["ssim"] == pytest.approx(1.0)
+    assert res["bicubic_psnr"] < 60
+
+
+def test_run_bicubic_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _images(tmp_path / "Tiny")
+    out = tmp_path / "res.json"
+    assert evaluate.run(_args("--model", "bicubic", "--scale", "2", "--data", str(data), "--json", str(out))) == 0
+    text = capsys.readouterr().out
+    assert "Tiny" in text and "bicubic" in text
+    res = json.loads(out.read_text())
+    assert res["model"] == "bicubic" and res["datasets"]["Tiny"]["images"] == 3
+    assert 20 < res["datasets"]["Tiny"]["bicubic_psnr"] < 80
+
+
+def test_run_model_through_onnxruntime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    from streamsr.models import build_model
+    from streamsr.types import ModelCard
+    from train.export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_model("espcn", 2, features=(4, 4))
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    export_onnx(model, 1, engines / "toy_x2.onnx")
+    card = ModelCard(name="toy_x2", arch="espcn", scale=2, colour="y", params=1, macs_per_pixel=1, onnx="toy_x2.onnx")
+    (engines / "toy_x2.json").write_text(card.to_json())
+    data = _images(tmp_path / "Tiny")
+    out = tmp_path / "r.json"
+    assert evaluate.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "2", "--data", str(data), "--json", str(out))) == 0
+    res = json.loads(out.read_text())["datasets"]["Tiny"]
+    assert np.isfinite(res["psnr"]) and set(res["per_image"]) == {"im0.png", "im1.png", "grey.png"}
+    with pytest.raises(ModelError):
+        evaluate.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "3", "--data", str(data)))
+
+
+def test_bad_inputs_raise_streamsr_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a folder"):
+        evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "missing")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "empty")))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="cannot read"):
+        evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "bad")))
+    with pytest.raises(ModelError):
+        evaluate.run(_args("--model", "nosuchmodel", "--data", str(tmp_path / "bad")))
