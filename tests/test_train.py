@@ -76,8 +76,11 @@ def test_train_resumes_exactly(tiny_config: Path, tmp_path: Path) -> None:
     assert full.step == 6 and len(full.losses) == 6
     assert all(np.isfinite(full.losses)) and full.val_psnr is not None
 
-    first = train(cfg, tmp_path / "split", stop_after=3, progress=False)
-    assert first.step == 3 and (tmp_path / "split" / CKPT_NAME).exists()
+    first = train(cfg, tmp_path / "split", stop_after=4, progress=False)
+    assert first.step == 4 and (tmp_path / "split" / CKPT_NAME).exists()
+    # A crash after step 4 loses step 4: put the step-3 checkpoint back, as if so.
+    first = train(cfg, tmp_path / "split3", stop_after=3, progress=False)
+    (tmp_path / "split3" / CKPT_NAME).replace(tmp_path / "split" / CKPT_NAME)
     assert not (tmp_path / "split" / WEIGHTS_NAME).exists()
     rest = train(cfg, tmp_path / "split", resume=True, progress=False)
     assert rest.step == 6

@@ -80,6 +80,15 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -127,6 +136,8 @@ def train(
     new_log = not (resume and log_path.exists())
     if not resume and log_path.exists():
         log_path.unlink()
+    elif not new_log:
+        _truncate_log(log_path, step)  # rows written after the checkpoint will be redone
     log_file = open(log_path, "a", newline="")
     writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
     if new_log:
