@@ -23,8 +23,12 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 def _background(width: int, height: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     img = np.zeros((height, width, 3), np.uint8)
-    sky = np.linspace(200, 150, height // 3, dtype=np.float32)[:, None, None]
-    img[: height // 3] = (sky * np.array([1.0, 0.95, 0.85])).astype(np.uint8)
+    sky = np.linspace(200, 150, height // 2, dtype=np.float32)[:, None, None]
+    img[: height // 2] = (sky * np.array([1.0, 0.95, 0.85])).astype(np.uint8)
+    # a distant hedge behind the car park: leafy noise
+    hedge = slice(height * 7 // 20, height // 2)
+    leaves = rng.normal(0, 25, (hedge.stop - hedge.start, width, 1))
+    img[hedge] = np.clip(np.array([50, 110, 45]) + leaves, 0, 255).astype(np.uint8)
     # facade with a grid of windows and brick courses
     top, bottom = height // 8, height // 2
     img[top:bottom, : width * 3 // 5] = (95, 110, 150)
@@ -65,10 +69,10 @@ def scene_frames(width: int, height: int, count: int, seed: int = 0) -> Iterator
         cv2.rectangle(img, (x + car_w // 5, y - car_h * 3 // 2), (x + car_w * 4 // 5, y - car_h), (20, 30, 140), -1)
         for wx in (x + car_w // 5, x + car_w * 4 // 5):
             cv2.circle(img, (wx, y), car_h // 3, (15, 15, 15), -1)
-        plate_w, plate_h = car_w // 3, car_h // 3
+        plate_w, plate_h = car_w // 2, car_h // 3
         px, py = x + car_w // 2 - plate_w // 2, y - plate_h - 4
         cv2.rectangle(img, (px, py), (px + plate_w, py + plate_h), (240, 240, 240), -1)
-        cv2.putText(img, "AB 123 CD", (px + 2, py + plate_h - 3), FONT, plate_h / 40, (10, 10, 10), 1, cv2.LINE_AA)
+        cv2.putText(img, "AB 123 CD", (px + 3, py + plate_h - 4), FONT, plate_h / 45, (10, 10, 10), 1, cv2.LINE_AA)
         person_x = width - int(i * 1.5) % width
         cv2.ellipse(img, (person_x, height * 3 // 5), (width // 90, height // 22), 0, 0, 360, (40, 160, 200), -1)
         cv2.circle(img, (person_x, height * 3 // 5 - height // 18), width // 140, (150, 180, 220), -1)
