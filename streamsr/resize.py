@@ -10,7 +10,7 @@ The weights follow MATLAB's ``contributions`` function exactly: output pixel ``x
 maps to input coordinate ``u = x / scale + 0.5 * (1 - 1 / scale)``; the taps run from
 ``floor(u - width / 2)`` over ``ceil(width) + 2`` input pixels; out-of-range indices are
 mirrored (symmetric padding); weights are normalised to sum to one. Each axis is resampled
-with a precomputed (cached) matrix, so resizing is two matrix products.
+with precomputed (cached) sparse weights: a weighted sum of a few gathered rows or columns.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["cubic", "imresize", "resize_weights"]
+__all__ = ["contributions", "cubic", "imresize", "resize_weights"]
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
@@ -33,11 +33,14 @@ def cubic(x: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def resize_weights(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
-    """The ``(out_len, in_len)`` float64 matrix that resamples one axis like MATLAB.
+def contributions(
+    in_len: int, out_len: int, scale: float, antialias: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB's ``contributions``: 0-based input indices and weights, both ``(out_len, taps)``.
 
     ``scale`` is the factor MATLAB uses for this axis: the requested factor, or
-    ``out_len / in_len`` when an output size was requested.
+    ``out_len / in_len`` when an output size was requested. Taps whose weight is zero for
+    every output are dropped, as MATLAB does.
     """
     width = 4.0
     if scale < 1 and antialias:
@@ -55,11 +58,30 @@ def resize_weights(in_len: int, out_len: int, scale: float, antialias: bool = Tr
     # Mirror out-of-range indices: MATLAB's aux = [1:in, in:-1:1].
     aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
     idx0 = aux[np.mod(idx.astype(np.int64) - 1, aux.size)]
+    keep = np.any(w != 0, axis=0)
+    idx0, w = np.ascontiguousarray(idx0[:, keep]), np.ascontiguousarray(w[:, keep])
+    idx0.setflags(write=False)
+    w.setflags(write=False)
+    return idx0, w
+
+
+def resize_weights(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
+    """The dense ``(out_len, in_len)`` matrix of :func:`contributions` (for inspection)."""
+    idx, w = contributions(in_len, out_len, scale, antialias)
     mat = np.zeros((out_len, in_len), dtype=np.float64)
-    rows = np.repeat(np.arange(out_len), taps)
-    np.add.at(mat, (rows, idx0.ravel()), w.ravel())
-    mat.setflags(write=False)
+    rows = np.repeat(np.arange(out_len), idx.shape[1])
+    np.add.at(mat, (rows, idx.ravel()), w.ravel())
     return mat
+
+
+def _resize_axis(x: np.ndarray, axis: int, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Sparse resampling along ``axis``: a weighted sum of ``taps`` gathered copies."""
+    shape = [1] * x.ndim
+    shape[axis] = idx.shape[0]
+    out = np.take(x, idx[:, 0], axis=axis) * w[:, 0].reshape(shape)
+    for k in range(1, idx.shape[1]):
+        out += np.take(x, idx[:, k], axis=axis) * w[:, k].reshape(shape)
+    return out
 
 
 def _output_shape(
@@ -100,6 +122,6 @@ def imresize(
         n_out, s = ((oh, sh), (ow, sw))[axis]
         if n_out == n_in and s == 1.0:
             continue
-        mat = resize_weights(n_in, n_out, s, antialias)
-        x = np.moveaxis(np.tensordot(mat, x, axes=([1], [axis])), 0, axis)
+        idx, w = contributions(n_in, n_out, s, antialias)
+        x = _resize_axis(x, axis, idx, w)
     return np.ascontiguousarray(x, dtype=out_dtype)
