@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise InputError(f"--scale must be a positive integer, got {args.scale}")
     card = None if args.model == "bicubic" else resolve_model(args.model, args.scale)
-    results = evaluate_model(card, args.data, args.scale, args.threads)
+    results = evaluate_model(card, args.data, args.scale, getattr(args, "threads", None))
     name = card.name if card else "bicubic"
     print(f"model {name}  x{args.scale}")
     print(f"{'dataset':<12} {'images':>6}  {'bicubic PSNR/SSIM':>18}  {'model PSNR/SSIM':>18}")
