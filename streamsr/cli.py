@@ -41,6 +41,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="compute precision; bf16 needs a CPU with native bf16 (openvino, torch)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--batch", type=int, default=1, help="frames per inference call (default 1)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="memory ceiling: most input pixels per inference call; "
+                        "larger frames run as overlapping tiles (default: no limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_enhance(args: argparse.Namespace) -> int:
     options = EnhanceOptions(
         scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
-        threads=args.threads, batch=args.batch, compare=args.compare,
+        threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
         encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf),
     )
     progress = ProgressBar(total=None)

@@ -32,6 +32,7 @@ class EnhanceOptions:
     precision: str = "fp32"
     threads: int | None = None
     batch: int = 1
+    max_pixels: int | None = None  # memory ceiling per inference call; larger inputs are tiled
     encode: EncodeSettings = EncodeSettings()
     compare: bool = False
 
@@ -52,7 +53,9 @@ def open_backend(options: EnhanceOptions) -> Backend:
     if options.batch < 1:
         raise ConfigError(f"--batch must be at least 1, not {options.batch}")
     card = zoo.resolve_model(options.model, options.scale)
-    return create_backend(options.engine, card, threads=options.threads, precision=options.precision)
+    backend = create_backend(options.engine, card, threads=options.threads, precision=options.precision)
+    backend.max_pixels = options.max_pixels
+    return backend
 
 
 def enhance(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None = None) -> EnhanceResult:

@@ -6,9 +6,13 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from streamsr.tiling import run_tiled, tile_for_budget
 from streamsr.types import ModelCard
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# Input pixels of context around each tile: more than the receptive-field radius of every
+# shipped architecture (ESPCN 4, SRCNN 8, a 17-layer 3x3 network 17).
+TILE_OVERLAP = 24
 
 
 def default_threads() -> int:
@@ -45,9 +49,17 @@ class Backend(ABC):
         self.card = card
         self.threads = threads or default_threads()
         self.precision = precision
+        self.max_pixels: int | None = None  # per call; larger batches are tiled (memory ceiling)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W[, C]) -> uint8 (N, sH, sW[, C])."""
+        """uint8 (N, H, W[, C]) -> uint8 (N, sH, sW[, C]), tiled when over ``max_pixels``."""
+        n, h, w = batch.shape[:3]
+        if self.max_pixels is not None and n * h * w > self.max_pixels:
+            tile = tile_for_budget(self.max_pixels // n, TILE_OVERLAP)
+            return run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP)
+        return self._run_whole(batch)
+
+    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
         return to_uint8(self.infer(to_network_input(batch)), self.card.channels)
 
     @abstractmethod
