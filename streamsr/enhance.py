@@ -118,7 +118,10 @@ def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_
         if not folder.exists():
             if not folder.parent.exists():
                 raise OutputError(f"output directory does not exist: {folder.parent}")
-            folder.mkdir()
+            try:
+                folder.mkdir()
+            except OSError as e:
+                raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None
         elif not folder.is_dir():
             raise OutputError(f"an image input needs an output folder, and {folder} is a file")
         for file in source.files:

@@ -26,7 +26,11 @@ def check_output_path(output: Path, inputs: list[Path]) -> None:
 
 def temporary_path(target: Path) -> Path:
     """A fresh file name beside ``target`` that keeps its suffix (muxers choose by suffix)."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent or ".")
+    parent = target.parent or Path(".")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=parent)
+    except OSError as e:  # os.access can say yes and creation still fail (root, read-only or NFS mounts)
+        raise OutputError(f"cannot create files in {parent}: {e.strerror or e}") from None
     os.close(fd)
     return Path(name)
 
