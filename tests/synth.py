@@ -159,6 +159,7 @@ def make_clip(
     bt709: bool = False,
     rotation: int = 0,
     crf: int = 12,
+    faststart: bool = False,
 ) -> Clip:
     """Write a clip whose frame ``i`` shows index ``i``.
 
@@ -166,6 +167,7 @@ def make_clip(
     ``audio_seconds`` adds a mono 48 kHz tone; ``subtitles`` adds a SubRip stream (mkv only:
     PyAV cannot encode mov_text, so subtitles are muxed from a .srt file as packets).
     ``full_range`` writes yuvj420p (JPEG range), ``bt709`` tags BT.709 matrix/primaries/transfer.
+    ``faststart`` (MP4) puts the index (moov) before the media data, as web encoders do.
     """
     path = Path(path)
     if time_base is None:
@@ -182,7 +184,7 @@ def make_clip(
         write_srt(srt_path, subtitles)
         srt_in = av.open(str(srt_path))
 
-    out = av.open(str(path), mode="w")
+    out = av.open(str(path), mode="w", options={"movflags": "faststart"} if faststart else None)
     try:
         v = out.add_stream(codec, rate=Fraction(rate))
         v.width, v.height = width, height
