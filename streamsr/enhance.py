@@ -139,7 +139,7 @@ def _run(pipeline: Pipeline, sink) -> tuple[RunStats, bool]:
     try:
         stats = pipeline.run()
     except KeyboardInterrupt:
-        sink.close()
+        sink.close(complete=False)
         written = getattr(sink, "frames", 0)
         return RunStats(frames=written, wall_s=0.0), True
     except BaseException:

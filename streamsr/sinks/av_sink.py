@@ -88,6 +88,7 @@ class AvFileSink:
         self._pending_packet: av.Packet | None = None
         self._copy_map: dict[int, av.stream.Stream] = {}
         self._video_time = 0.0
+        self._video_end: float | None = None  # end of the latest frame written, in seconds
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self, width: int, height: int) -> None:
@@ -154,6 +155,9 @@ class AvFileSink:
         out_frame = fill_frame(planes)
         out_frame.pts = frame.pts
         out_frame.time_base = self.timing.time_base
+        if frame.pts is not None:
+            end = float(frame.pts * self.timing.time_base) + (1 / float(self.timing.rate) if self.timing.rate else 0.0)
+            self._video_end = end if self._video_end is None else max(self._video_end, end)
         self._mux_video(self._video.encode(out_frame))
         self.frames += 1
 
@@ -183,13 +187,17 @@ class AvFileSink:
             self._out.mux(packet)
 
     # -- closing ----------------------------------------------------------------------------
-    def close(self) -> None:
-        """Flush the encoder, finish the file and move it into place."""
+    def close(self, complete: bool = True) -> None:
+        """Flush the encoder, finish the file and move it into place.
+
+        ``complete=False`` (an interrupted run) ends the copied audio and subtitles where the
+        video ends, instead of copying them to the end of the input.
+        """
         if self._out is None:
             return
         try:
             self._mux_video(self._video.encode(None))
-            self._mux_copied(until=None)
+            self._mux_copied(until=None if complete else self._video_end)
             self._out.close()
         except BaseException:
             self.abort()

@@ -46,7 +46,7 @@ class ImageFolderSink:
             raise
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         pass
 
     def abort(self) -> None:

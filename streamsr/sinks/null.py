@@ -11,7 +11,7 @@ class NullSink:
     def write(self, frame: Frame) -> None:
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         pass
 
     def abort(self) -> None:
