@@ -87,7 +87,10 @@ def run_enhance(args: argparse.Namespace) -> int:
     progress.finish()
     s = result.stats
     if result.interrupted:
-        print(f"interrupted: {args.output} holds the {s.frames} frames done", file=sys.stderr)
+        if s.frames:
+            print(f"interrupted: {args.output} holds the {s.frames} frames done", file=sys.stderr)
+        else:
+            print("interrupted before the first frame: nothing was written", file=sys.stderr)
         return 130
     rows = [
         ("input", str(args.input)),
