@@ -40,10 +40,25 @@ def to_uint8(y: np.ndarray, colour_channels: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
 
 
+class Done:
+    """A batch whose result is already computed (the CPU backends work synchronously)."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+    def result(self) -> np.ndarray:
+        return self.value
+
+
 class Backend(ABC):
-    """Runs one model on batches of same-sized uint8 planes (Y models) or images (RGB models)."""
+    """Runs one model on batches of same-sized uint8 planes (Y models) or images (RGB models).
+
+    ``submit(batch).result()`` is the asynchronous form: a GPU backend returns at once and
+    keeps ``in_flight`` batches queued so that upload, compute and download overlap.
+    """
 
     name: str = "?"
+    in_flight: int = 1
 
     def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp32") -> None:
         self.card = card
@@ -53,11 +68,17 @@ class Backend(ABC):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W[, C]) -> uint8 (N, sH, sW[, C]), tiled when over ``max_pixels``."""
+        return self.submit(batch).result()
+
+    def submit(self, batch: np.ndarray) -> Done:
         n, h, w = batch.shape[:3]
         if self.max_pixels is not None and n * h * w > self.max_pixels:
             tile = tile_for_budget(self.max_pixels // n, TILE_OVERLAP)
-            return run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP)
-        return self._run_whole(batch)
+            return Done(run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP))
+        return self._submit_whole(batch)
+
+    def _submit_whole(self, batch: np.ndarray) -> Done:
+        return Done(self._run_whole(batch))
 
     def _run_whole(self, batch: np.ndarray) -> np.ndarray:
         return to_uint8(self.infer(to_network_input(batch)), self.card.channels)

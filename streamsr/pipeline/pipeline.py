@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from streamsr.backends.base import Backend
+from streamsr.backends.base import Backend, Done
 from streamsr.errors import PipelineError, StreamSRError
 from streamsr.pipeline.batcher import batches
 from streamsr.pipeline.queues import END, QueuePolicy, StageQueue, Stopped
@@ -42,14 +42,52 @@ class PipelinePolicy:
     keep_source_planes: bool = False  # --compare needs the input beside the output
 
 
-def infer_batch(backend: Backend, frames: list[Frame], keep_source: bool) -> list[Frame]:
-    """Run the backend on the Y planes of same-sized frames; chroma is left for post-processing."""
-    stacked = np.stack([f.planes[0] for f in frames])
-    upscaled = backend.run(stacked)
+def submit_batch(backend: Backend, frames: list[Frame]):
+    """Hand the Y planes of same-sized frames to the backend; chroma is left for post-processing.
+
+    ``submit`` is optional: anything with a synchronous ``run`` serves as a backend.
+    """
+    planes = np.stack([f.planes[0] for f in frames])
+    submit = getattr(backend, "submit", None)
+    return submit(planes) if submit is not None else Done(backend.run(planes))
+
+
+def collect_batch(pending, frames: list[Frame], keep_source: bool) -> list[Frame]:
+    upscaled = pending.result()
     return [
         replace(f, planes=(y, f.planes[1], f.planes[2]), source_planes=f.planes if keep_source else None)
         for f, y in zip(frames, upscaled)
     ]
+
+
+class PipelinePolicy:
+    max_batch: int = 1
+    max_wait_s: float = 0.005
+    queue_size: int = 8
+    queue_policy: QueuePolicy = "block"
+    keep_source_planes: bool = False  # --compare needs the input beside the output
+
+
+def submit_batch(backend: Backend, frames: list[Frame]):
+    """Hand the Y planes of same-sized frames to the backend; chroma is left for post-processing.
+
+    ``submit`` is optional: anything with a synchronous ``run`` serves as a backend.
+    """
+    planes = np.stack([f.planes[0] for f in frames])
+    submit = getattr(backend, "submit", None)
+    return submit(planes) if submit is not None else Done(backend.run(planes))
+
+
+def collect_batch(pending, frames: list[Frame], keep_source: bool) -> list[Frame]:
+    upscaled = pending.result()
+    return [
+        replace(f, planes=(y, f.planes[1], f.planes[2]), source_planes=f.planes if keep_source else None)
+        for f, y in zip(frames, upscaled)
+    ]
+
+
+def infer_batch(backend: Backend, frames: list[Frame], keep_source: bool) -> list[Frame]:
+    return collect_batch(submit_batch(backend, frames), frames, keep_source)
 
 
 class Pipeline:
@@ -136,12 +174,24 @@ class Pipeline:
 
     def _infer(self, inp: StageQueue, out: StageQueue) -> None:
         clock = self._clocks["infer"]
-        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s):
+        keep = self.policy.keep_source_planes
+        in_flight: list[tuple[object, list[Frame]]] = []  # GPU backends keep a batch queued
+
+        def emit_oldest() -> None:
+            pending, frames = in_flight.pop(0)
             with clock.timed():
-                results = infer_batch(self.backend, batch, self.policy.keep_source_planes)
-            self._batches += 1
+                results = collect_batch(pending, frames, keep)
             for frame in results:
                 out.put(frame)
+
+        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s):
+            with clock.timed():
+                in_flight.append((submit_batch(self.backend, batch), batch))
+            self._batches += 1
+            while len(in_flight) >= max(1, getattr(self.backend, "in_flight", 1)):
+                emit_oldest()
+        while in_flight:
+            emit_oldest()
         out.put(END)
 
     def _encode(self, inp: StageQueue) -> None:
