@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated engines, or 'installed' (default) for every installed one")
     p.add_argument("--scales", default="2", help="comma-separated scales (default 2)")
     p.add_argument("--model", default=None, help="model name (default espcn)")
-    p.add_argument("--precision", default="fp32", help=f"comma-separated, from {', '.join(PRECISIONS)}")
+    p.add_argument("--precision", default="auto", help=f"comma-separated, from {', '.join(PRECISIONS)}")
     p.add_argument("--frames", type=int, default=200, help="frames to time (default 200)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                     except (BackendUnavailable, ConfigError, ModelError) as e:
                         print(f"skip {engine} {precision}: {e}")
                         continue
+                    precision = backend.precision
                     with backend:
                         print(f"x{scale} {engine} {precision}: inference ...", flush=True)
                         infer_fps, outputs = time_inference(backend, frames, args.batch)

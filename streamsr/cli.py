@@ -22,6 +22,7 @@ _SUBCOMMAND_MODULES = {
     "demo": ("streamsr.demo", "enhance a generated clip and measure FPS and PSNR against bicubic"),
     "bench": ("streamsr.bench", "time decode, inference and encode per engine and scale"),
     "eval": ("streamsr.evaluate", "PSNR/SSIM of a model on a folder of HR images"),
+    "build-engine": ("streamsr.build_engine", "build and cache a TensorRT engine ahead of time"),
 }
 
 
@@ -37,8 +38,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="shipped model name (default espcn) or a path to a .json card")
     p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
                    help="inference engine; auto prefers openvino, then onnxruntime, then torch")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="compute precision; bf16 needs a CPU with native bf16 (openvino, torch)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="compute precision; auto is fp32 on the CPU and fp16 on a GPU; "
+                        "bf16 needs native support (openvino, torch, cuda)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--batch", type=int, default=1, help="frames per inference call (default 1)")
     p.add_argument("--max-pixels", type=int, default=None,

@@ -29,7 +29,7 @@ class EnhanceOptions:
     scale: int = 2
     model: str | None = None
     engine: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     threads: int | None = None
     batch: int = 1
     max_pixels: int | None = None  # memory ceiling per inference call; larger inputs are tiled

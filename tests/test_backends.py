@@ -172,11 +172,25 @@ def card_with(torch_weights: str | None) -> ModelCard:
         (["openvino"], None, "openvino"),
         (["torch"], "m.pt", "torch"),
         (["torch", "openvino"], None, "openvino"),
+        (["tensorrt", "cuda", "openvino", "onnxruntime", "torch"], "m.pt", "tensorrt"),
+        (["cuda", "openvino", "onnxruntime", "torch"], "m.pt", "cuda"),
+        (["cuda", "onnxruntime", "torch"], None, "onnxruntime"),  # cuda needs torch weights
+        (["tensorrt", "onnxruntime"], None, "tensorrt"),  # tensorrt builds from the ONNX alone
     ],
 )
 def test_auto_preference(installed, weights, want):
-    assert AUTO_ORDER == ("openvino", "onnxruntime", "torch")
+    assert AUTO_ORDER == ("tensorrt", "cuda", "openvino", "onnxruntime", "torch")
     assert choose_auto(installed, card_with(weights)) == want
+
+
+def test_gpu_engines_are_not_installed_without_a_gpu(monkeypatch):
+    import streamsr.backends as backends
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.setattr(backends, "cuda_visible", lambda: False)
+    assert installed_backends() == ["onnxruntime", "openvino", "torch"]
+    monkeypatch.setattr(backends, "cuda_visible", lambda: True)
+    assert installed_backends() == ["onnxruntime", "openvino", "torch", "cuda", "tensorrt"]
 
 
 @pytest.mark.parametrize("installed", [[], ["torch"]])

@@ -1,8 +1,10 @@
 """Inference engines by explicit name; ``auto`` picks by a fixed, documented preference.
 
-The CPU preference is openvino > onnxruntime > torch: on the 2-core AMD EPYC (AVX-512)
-development machine ESPCN x2 at 768x576 ran at about 16, 8 and 5 FPS respectively in fp32
-(see BENCHMARKS.md for the command). Heavy imports happen inside each backend's module.
+On an NVIDIA GPU: tensorrt > cuda (torch). On the CPU: openvino > onnxruntime > torch; on
+the 2-core AMD EPYC (AVX-512) development machine ESPCN x2 at 768x576 ran at about 16, 8
+and 5 FPS respectively in fp32 (BENCHMARKS.md has the command). The GPU order is the
+usual one (TensorRT fuses and tunes kernels per GPU) and has not been measured here.
+Heavy imports happen inside each backend's module.
 """
 from __future__ import annotations
 
@@ -18,19 +20,36 @@ _BACKENDS = {
     "onnxruntime": ("streamsr.backends.onnxruntime_backend", "OnnxRuntimeBackend", "onnxruntime"),
     "openvino": ("streamsr.backends.openvino_backend", "OpenVinoBackend", "openvino"),
     "torch": ("streamsr.backends.torch_backend", "TorchBackend", "torch"),
+    "cuda": ("streamsr.backends.cuda_backend", "CudaBackend", "torch"),
+    "tensorrt": ("streamsr.backends.tensorrt_backend", "TensorRTBackend", "tensorrt"),
 }
-AUTO_ORDER = ("openvino", "onnxruntime", "torch")
+AUTO_ORDER = ("tensorrt", "cuda", "openvino", "onnxruntime", "torch")
 ENGINE_CHOICES = ("auto", *_BACKENDS)
+_NEEDS_CUDA = {"cuda", "tensorrt"}
+_NEEDS_TORCH_WEIGHTS = {"torch", "cuda"}
+
+
+def cuda_visible() -> bool:
+    """torch is installed and sees a CUDA device (imports torch only when it is installed)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def installed_backends() -> list[str]:
-    return [name for name, (_, _, package) in _BACKENDS.items() if importlib.util.find_spec(package)]
+    """Engines whose packages are installed and, for the GPU ones, that have a GPU to run on."""
+    found = [name for name, (_, _, package) in _BACKENDS.items() if importlib.util.find_spec(package)]
+    if any(name in _NEEDS_CUDA for name in found) and not cuda_visible():
+        found = [name for name in found if name not in _NEEDS_CUDA]
+    return found
 
 
 def choose_auto(installed: list[str], card: ModelCard) -> str:
     """The first of AUTO_ORDER that is installed and can run the card's model."""
     for name in AUTO_ORDER:
-        if name == "torch" and not card.torch_weights:
+        if name in _NEEDS_TORCH_WEIGHTS and not card.torch_weights:
             continue
         if name in installed:
             return name
@@ -44,4 +63,6 @@ def create_backend(engine: str, card: ModelCard, *, threads: int | None = None, 
         raise ConfigError(f"unknown engine {engine!r} (choose from {', '.join(ENGINE_CHOICES)})")
     module_name, class_name, _ = _BACKENDS[engine]
     cls = getattr(importlib.import_module(module_name), class_name)
+    if precision == "auto":
+        precision = cls.default_precision
     return cls(card, threads=threads, precision=precision)

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
+from abc import ABC
 
 import numpy as np
 
 from streamsr.tiling import run_tiled, tile_for_budget
 from streamsr.types import ModelCard
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: each engine's default_precision
 # Input pixels of context around each tile: more than the receptive-field radius of every
 # shipped architecture (ESPCN 4, SRCNN 8, a 17-layer 3x3 network 17).
 TILE_OVERLAP = 24
@@ -59,6 +59,7 @@ class Backend(ABC):
 
     name: str = "?"
     in_flight: int = 1
+    default_precision: str = "fp32"
 
     def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp32") -> None:
         self.card = card
@@ -83,9 +84,9 @@ class Backend(ABC):
     def _run_whole(self, batch: np.ndarray) -> np.ndarray:
         return to_uint8(self.infer(to_network_input(batch)), self.card.channels)
 
-    @abstractmethod
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """float32 NCHW in [0, 1] -> float32 NCHW, unclamped."""
+        """float32 NCHW in [0, 1] -> float32 NCHW, unclamped (backends that work on floats)."""
+        raise NotImplementedError(f"the {self.name} backend works on uint8 planes only")
 
     def describe(self) -> str:
         return f"{self.name} ({self.precision}, {self.threads} threads)"

@@ -1,0 +1,96 @@
+"""Where built TensorRT engines are kept, and the key that says when one may be reused.
+
+A plan is only valid for the exact ONNX file, input shape range, precision, TensorRT
+version and GPU it was built for. The key hashes all of them; the JSON beside each plan
+keeps them readable, so a mismatch can be explained instead of failing obscurely.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streamsr.types import ModelCard
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """An optimisation profile: (batch, height, width) at its minimum, optimum and maximum."""
+
+    min: tuple[int, int, int]
+    opt: tuple[int, int, int]
+    max: tuple[int, int, int]
+
+    @classmethod
+    def for_stream(cls, height: int, width: int, max_batch: int) -> ShapeProfile:
+        """Fixed frame size from the stream; any batch from 1 to ``max_batch``."""
+        return cls(min=(1, height, width), opt=(max_batch, height, width), max=(max_batch, height, width))
+
+    def covers(self, batch: int, height: int, width: int) -> bool:
+        return all(lo <= v <= hi for lo, v, hi in zip(self.min, (batch, height, width), self.max))
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    onnx_sha256: str
+    profile: ShapeProfile
+    precision: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+    def digest(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def differences(self, other: EngineKey) -> list[str]:
+        """Human-readable fields in which ``other`` differs from this key."""
+        mine, theirs = asdict(self), asdict(other)
+        return [f"{k}: {theirs[k]} -> {mine[k]}" for k in mine if mine[k] != theirs[k]]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir(card: ModelCard) -> Path:
+    """$STREAMSR_CACHE, else ``cache/`` beside the model if writable, else ~/.cache/streamsr."""
+    if env := os.environ.get("STREAMSR_CACHE"):
+        return Path(env)
+    beside = card.file("cache")
+    if os.access(beside.parent, os.W_OK):
+        return beside
+    return Path.home() / ".cache" / "streamsr"
+
+
+def plan_path(folder: Path, card: ModelCard, key: EngineKey) -> Path:
+    return folder / f"{card.name}.{key.precision}.{key.digest()}.plan"
+
+
+def write_key(plan: Path, key: EngineKey) -> None:
+    plan.with_suffix(".json").write_text(json.dumps(asdict(key), indent=2, sort_keys=True) + "\n")
+
+
+def read_key(meta: Path) -> EngineKey | None:
+    try:
+        data = json.loads(meta.read_text())
+        data["profile"] = ShapeProfile(**{k: tuple(v) for k, v in data["profile"].items()})
+        return EngineKey(**data)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def stale_reasons(folder: Path, card: ModelCard, key: EngineKey) -> list[str]:
+    """Why no cached plan of this model and precision fits ``key`` (empty when there is none)."""
+    reasons = []
+    for meta in sorted(folder.glob(f"{card.name}.{key.precision}.*.json")):
+        old = read_key(meta)
+        if old is not None and old != key:
+            reasons.append(f"{meta.with_suffix('.plan').name} ({'; '.join(key.differences(old))})")
+    return reasons
