@@ -60,36 +60,6 @@ def collect_batch(pending, frames: list[Frame], keep_source: bool) -> list[Frame
     ]
 
 
-class PipelinePolicy:
-    max_batch: int = 1
-    max_wait_s: float = 0.005
-    queue_size: int = 8
-    queue_policy: QueuePolicy = "block"
-    keep_source_planes: bool = False  # --compare needs the input beside the output
-
-
-def submit_batch(backend: Backend, frames: list[Frame]):
-    """Hand the Y planes of same-sized frames to the backend; chroma is left for post-processing.
-
-    ``submit`` is optional: anything with a synchronous ``run`` serves as a backend.
-    """
-    planes = np.stack([f.planes[0] for f in frames])
-    submit = getattr(backend, "submit", None)
-    return submit(planes) if submit is not None else Done(backend.run(planes))
-
-
-def collect_batch(pending, frames: list[Frame], keep_source: bool) -> list[Frame]:
-    upscaled = pending.result()
-    return [
-        replace(f, planes=(y, f.planes[1], f.planes[2]), source_planes=f.planes if keep_source else None)
-        for f, y in zip(frames, upscaled)
-    ]
-
-
-def infer_batch(backend: Backend, frames: list[Frame], keep_source: bool) -> list[Frame]:
-    return collect_batch(submit_batch(backend, frames), frames, keep_source)
-
-
 class Pipeline:
     def __init__(
         self,
