@@ -23,6 +23,7 @@ _SUBCOMMAND_MODULES = {
     "bench": ("streamsr.bench", "time decode, inference and encode per engine and scale"),
     "eval": ("streamsr.evaluate", "PSNR/SSIM of a model on a folder of HR images"),
     "build-engine": ("streamsr.build_engine", "build and cache a TensorRT engine ahead of time"),
+    "bench-gpu": ("streamsr.bench_gpu", "inference and end-to-end speed on an NVIDIA GPU against its roofline"),
 }
 
 

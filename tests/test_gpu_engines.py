@@ -141,3 +141,9 @@ def test_build_engine_without_tensorrt_is_one_line(card, capsys):
     code = main(["build-engine", "--model", str(card.path), "--width", "96", "--height", "64"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 4 and err == ["streamsr: error: TensorRT is not installed (pip install 'streamsr[tensorrt]')"]
+
+
+@pytest.mark.skipif(cuda_visible(), reason="a GPU is visible here")
+def test_bench_gpu_without_a_gpu_is_one_line(capsys):
+    assert main(["bench-gpu"]) == 4
+    assert capsys.readouterr().err.strip().splitlines() == ["streamsr: error: bench-gpu needs a CUDA GPU visible to torch"]
