@@ -22,6 +22,7 @@ _SUBCOMMAND_MODULES = {
     "demo": ("streamsr.demo", "enhance a generated clip and measure FPS and PSNR against bicubic"),
     "bench": ("streamsr.bench", "time decode, inference and encode per engine and scale"),
     "eval": ("streamsr.evaluate", "PSNR/SSIM of a model on a folder of HR images"),
+    "live": ("streamsr.live", "enhance live cameras (RTSP, HTTP, webcams) to a window, browser page, re-stream or recording"),
     "build-engine": ("streamsr.build_engine", "build and cache a TensorRT engine ahead of time"),
     "bench-gpu": ("streamsr.bench_gpu", "inference and end-to-end speed on an NVIDIA GPU against its roofline"),
 }

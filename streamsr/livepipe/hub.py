@@ -1,0 +1,289 @@
+"""Many cameras, one model: per-camera capture threads, one shared inference thread, per-camera outputs.
+
+    camera thread (one per source) --newest-frames queue--+
+    camera thread ...              --newest-frames queue--+-> inference thread (batches
+                                                              equal-size frames across cameras)
+      -> per-camera queue -> per-camera output thread: chroma, ceiling check, outputs, latency
+
+Live policy: every queue keeps the newest frames and drops the oldest (counted, reason
+``queue``). A frame too old to finish inside the latency ceiling is dropped before inference
+(``stale``); one that is over the ceiling when it reaches the outputs is dropped there
+(``late``). So every frame shown is at most ``latency_ceiling_s`` old. One camera's failure
+(its source reconnects on its own) or one output's error never stops the others.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from streamsr.backends.base import Backend
+from streamsr.errors import ConfigError
+from streamsr.livepipe.metrics import CameraMetrics
+from streamsr.postprocess import finish
+from streamsr.sources.live_source import LiveSource
+from streamsr.types import Frame
+from streamsr.urls import mask_text
+
+log = logging.getLogger(__name__)
+
+
+class LiveOutput(Protocol):
+    """Where enhanced frames go. ``write`` is called from the camera's own output thread."""
+
+    def write(self, camera: str, frame: Frame) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    max_batch: int = 4  # frames per inference call, across cameras
+    max_wait_s: float = 0.002  # how long a partial batch waits for other cameras
+    queue_size: int = 2  # per camera, before inference and before output
+    latency_ceiling_s: float = 0.5  # capture to output; older frames are dropped, never shown
+    keep_source_planes: bool = False  # outputs that show bicubic beside the model need them
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.queue_size < 1:
+            raise ConfigError("batch and queue sizes must be at least 1")
+        if self.latency_ceiling_s <= 0:
+            raise ConfigError(f"the latency ceiling must be positive, not {self.latency_ceiling_s}")
+
+
+class NewestQueue:
+    """A bounded FIFO that drops its oldest item when full; ``notify`` wakes a shared waiter."""
+
+    def __init__(self, maxsize: int, on_drop: Callable[[int], None], notify: threading.Condition | None = None):
+        self._items: deque[Frame] = deque()
+        self.maxsize = maxsize
+        self._on_drop = on_drop
+        self._lock = threading.Lock()
+        self._ready = notify or threading.Condition()
+
+    def put(self, item: Frame) -> None:
+        dropped = 0
+        with self._lock:
+            while len(self._items) >= self.maxsize:
+                self._items.popleft()
+                dropped += 1
+            self._items.append(item)
+        if dropped:
+            self._on_drop(dropped)
+        with self._ready:
+            self._ready.notify_all()
+
+    def pop(self) -> Frame | None:
+        with self._lock:
+            return self._items.popleft() if self._items else None
+
+    def wait_pop(self, timeout: float) -> Frame | None:
+        item = self.pop()
+        if item is None:
+            with self._ready:
+                self._ready.wait(timeout)
+            item = self.pop()
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Camera:
+    """One source, its capture thread and its metrics."""
+
+    def __init__(self, source: LiveSource, outputs: Sequence[LiveOutput] = (), name: str | None = None) -> None:
+        self.source = source
+        self.name = name or source.name
+        self.outputs = list(outputs)  # this camera's own outputs, besides the shared ones
+        self.metrics = CameraMetrics(self.name, source.state)
+        self.inbox: NewestQueue | None = None
+        self.outbox: NewestQueue | None = None
+        self.error: BaseException | None = None
+        self.output_failures: dict[int, str] = {}
+
+
+class LivePipeline:
+    def __init__(
+        self,
+        cameras: Sequence[Camera],
+        backend: Backend,
+        outputs: Sequence[LiveOutput] = (),
+        policy: LivePolicy | None = None,
+        post: Callable[[Frame], Frame] | None = None,
+    ) -> None:
+        names = [c.name for c in cameras]
+        if not cameras:
+            raise ConfigError("no camera to read")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"camera names must be unique: {names}")
+        self.cameras = list(cameras)
+        self.backend = backend
+        self.outputs = list(outputs)
+        self.policy = policy or LivePolicy()
+        self.scale = backend.card.scale
+        self.post = post or (lambda f: finish(f, self.scale))
+        self.stop_event = threading.Event()
+        self._ready = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self.infer_s_per_frame = 0.0  # running estimate, for the stale check
+        self.batches = 0
+        self.batch_frames = 0
+        self.error: BaseException | None = None
+        for cam in self.cameras:
+            m = cam.metrics
+            cam.inbox = NewestQueue(self.policy.queue_size, lambda n, m=m: m.dropped("queue", n), self._ready)
+            cam.outbox = NewestQueue(self.policy.queue_size, lambda n, m=m: m.dropped("queue", n))
+
+    @property
+    def metrics(self) -> list[CameraMetrics]:
+        return [c.metrics for c in self.cameras]
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> LivePipeline:
+        def spawn(target: Callable[..., None], name: str, *args: object) -> None:
+            t = threading.Thread(target=target, args=args, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+        spawn(self._infer_loop, "streamsr-live-infer")
+        for cam in self.cameras:
+            spawn(self._capture_loop, f"streamsr-capture-{cam.name}", cam)
+            spawn(self._output_loop, f"streamsr-output-{cam.name}", cam)
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with self._ready:
+            self._ready.notify_all()
+
+    def join(self, timeout: float = 10.0) -> list[str]:
+        """Wait for the threads to end; the names of those still running after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in self._threads if t.is_alive()]
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Start, run until ``stop()`` (or ``duration_s``), then stop and join."""
+        self.start()
+        try:
+            self.stop_event.wait(duration_s)
+        finally:
+            self.stop()
+            self.join()
+
+    def __enter__(self) -> LivePipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.join()
+
+    # -- stages -----------------------------------------------------------------------------
+    def _capture_loop(self, cam: Camera) -> None:
+        try:
+            for frame in cam.source.frames(self.stop_event):
+                cam.metrics.captured(frame.captured_at or time.monotonic())
+                cam.inbox.put(frame)
+        except Exception as e:  # noqa: BLE001 - one camera's end never stops the others
+            cam.error = e
+            log.error("%s: camera stopped: %s", cam.name, mask_text(str(e)))
+        else:
+            if not self.stop_event.is_set():
+                log.info("%s: source ended", cam.name)
+
+    def _gather(self) -> list[tuple[Camera, Frame]]:
+        """One frame from each camera that has one; waits a little for a fuller batch."""
+        p = self.policy
+        got: list[tuple[Camera, Frame]] = []
+        deadline: float | None = None
+        while not self.stop_event.is_set():
+            for cam in self.cameras:
+                if len(got) >= p.max_batch:
+                    break
+                if any(c is cam for c, _ in got):
+                    continue
+                frame = cam.inbox.pop()
+                if frame is not None:
+                    got.append((cam, frame))
+            now = time.monotonic()
+            if got and deadline is None:
+                deadline = now + p.max_wait_s
+            if len(got) >= min(p.max_batch, len(self.cameras)) or (deadline is not None and now >= deadline):
+                return got
+            with self._ready:
+                self._ready.wait(0.05 if deadline is None else max(0.0, deadline - now))
+        return got
+
+    def _infer_loop(self) -> None:
+        p = self.policy
+        try:
+            while not self.stop_event.is_set():
+                got = self._gather()
+                now = time.monotonic()
+                fresh = []
+                for cam, frame in got:
+                    age = now - (frame.captured_at or now)
+                    if age + self.infer_s_per_frame > p.latency_ceiling_s:
+                        cam.metrics.dropped("stale")
+                    else:
+                        fresh.append((cam, frame))
+                by_size: dict[tuple[int, int], list[tuple[Camera, Frame]]] = {}
+                for cam, frame in fresh:
+                    by_size.setdefault(frame.size, []).append((cam, frame))
+                for group in by_size.values():
+                    for i in range(0, len(group), p.max_batch):
+                        self._infer(group[i:i + p.max_batch])
+        except Exception as e:  # noqa: BLE001 - the model failing stops everything, loudly
+            self.error = e
+            log.error("inference failed: %s", mask_text(f"{type(e).__name__}: {e}"))
+            self.stop()
+
+    def _infer(self, group: list[tuple[Camera, Frame]]) -> None:
+        t0 = time.monotonic()
+        upscaled = self.backend.run(np.stack([f.planes[0] for _, f in group]))
+        took = time.monotonic() - t0
+        per_frame = took  # frames of one batch finish together
+        self.infer_s_per_frame = per_frame if self.batches == 0 else 0.8 * self.infer_s_per_frame + 0.2 * per_frame
+        self.batches += 1
+        self.batch_frames += len(group)
+        for (cam, frame), y in zip(group, upscaled):
+            keep = frame.planes if self.policy.keep_source_planes else None
+            cam.outbox.put(replace(frame, planes=(y, frame.planes[1], frame.planes[2]), source_planes=keep))
+
+    def _output_loop(self, cam: Camera) -> None:
+        ceiling = self.policy.latency_ceiling_s
+        outputs = self.outputs + cam.outputs
+        while not self.stop_event.is_set():
+            frame = cam.outbox.wait_pop(0.05)
+            if frame is None:
+                continue
+            try:
+                frame = self.post(frame)
+            except Exception as e:  # noqa: BLE001
+                log.error("%s: post-processing failed: %s", cam.name, e)
+                continue
+            if time.monotonic() - (frame.captured_at or 0.0) > ceiling:
+                cam.metrics.dropped("late")
+                continue
+            for i, out in enumerate(outputs):
+                try:
+                    out.write(cam.name, frame)
+                    if i in cam.output_failures:
+                        log.warning("%s: output %s works again", cam.name, type(out).__name__)
+                        del cam.output_failures[i]
+                except Exception as e:  # noqa: BLE001 - one output's error never stops the others
+                    cam.metrics.output_errors += 1
+                    reason = mask_text(f"{type(e).__name__}: {e}")
+                    if cam.output_failures.get(i) != reason:
+                        log.warning("%s: output %s failed: %s", cam.name, type(out).__name__, reason)
+                        cam.output_failures[i] = reason
+            now = time.monotonic()
+            cam.metrics.delivered(now - (frame.captured_at or now), now)

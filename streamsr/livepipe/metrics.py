@@ -1,0 +1,157 @@
+"""Per-camera live metrics: FPS in and out, drops, latency percentiles, reconnects, uptime.
+
+Rendered as Prometheus text (``/metrics`` on the preview server) and as a summary on exit.
+Latency is capture (decode) to output (every output has been handed the frame), per frame.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from streamsr.sources.live_source import SourceState
+
+QUANTILES = (0.5, 0.95, 0.99)
+DROP_REASONS = ("queue", "stale", "late")  # queue full (newer frame came), too old to infer, too old to show
+
+
+class RateMeter:
+    """Events per second over a sliding window."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float) -> None:
+        self._times.append(now)
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self._trim(now)
+        if len(self._times) < 2:
+            return 0.0
+        span = max(now - self._times[0], 1e-6)
+        return (len(self._times) - 1) / span if now - self._times[-1] < self.window_s else 0.0
+
+
+class CameraMetrics:
+    """Counters of one camera. Threads write under the lock; readers take a snapshot."""
+
+    def __init__(self, name: str, state: SourceState | None = None, window: int = 4096) -> None:
+        self.name = name
+        self.state = state or SourceState()
+        self.started = time.monotonic()
+        self.frames_in = 0
+        self.frames_out = 0
+        self.drops = dict.fromkeys(DROP_REASONS, 0)
+        self.output_errors = 0
+        self.latency_sum = 0.0
+        self._latency: deque[float] = deque(maxlen=window)  # the most recent frames
+        self._all_latency: list[float] = []  # every frame of the run, for the exit summary
+        self._in = RateMeter()
+        self._out = RateMeter()
+        self._lock = threading.Lock()
+
+    def captured(self, now: float) -> None:
+        with self._lock:
+            self.frames_in += 1
+            self._in.tick(now)
+
+    def dropped(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.drops[reason] += n
+
+    def delivered(self, latency_s: float, now: float) -> None:
+        with self._lock:
+            self.frames_out += 1
+            self.latency_sum += latency_s
+            self._latency.append(latency_s)
+            if len(self._all_latency) < 1_000_000:
+                self._all_latency.append(latency_s)
+            self._out.tick(now)
+
+    def snapshot(self, whole_run: bool = False) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._lock:
+            lat = np.array(self._all_latency if whole_run else self._latency, dtype=np.float64)
+            fps_in, fps_out = self._in.rate(now), self._out.rate(now)
+            drops = dict(self.drops)
+            frames_in, frames_out = self.frames_in, self.frames_out
+            latency_sum = self.latency_sum
+        q = {f"p{int(x * 100)}": (float(np.quantile(lat, x)) if lat.size else None) for x in QUANTILES}
+        s = self.state
+        dropped = sum(drops.values())
+        return {
+            "camera": self.name,
+            "connected": s.connected,
+            "frames_in": frames_in,
+            "frames_out": frames_out,
+            "fps_in": fps_in,
+            "fps_out": fps_out,
+            "dropped": drops,
+            "drop_rate": dropped / frames_in if frames_in else 0.0,
+            "latency_s": q,
+            "latency_sum_s": latency_sum,
+            "reconnects": s.reconnects,
+            "outages": s.outages,
+            "outage_in_progress_s": (now - s.outage_since) if s.outage_since is not None else None,
+            "uptime_s": s.uptime(now),
+            "running_s": now - self.started,
+            "output_errors": self.output_errors,
+        }
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def prometheus_text(cameras: Iterable[CameraMetrics]) -> str:
+    """The Prometheus text exposition (version 0.0.4) of every camera's metrics."""
+    snaps = [c.snapshot() for c in cameras]
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, rows: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in rows:
+            lines.append(f"{name}{{{labels}}} {value:.6g}" if labels else f"{name} {value:.6g}")
+
+    cam = [(s, f'camera="{_label(s["camera"])}"') for s in snaps]
+    family("streamsr_frames_in_total", "counter", "Frames decoded from the camera.",
+           [(lb, s["frames_in"]) for s, lb in cam])
+    family("streamsr_frames_out_total", "counter", "Enhanced frames handed to the outputs.",
+           [(lb, s["frames_out"]) for s, lb in cam])
+    family("streamsr_frames_dropped_total", "counter",
+           "Frames dropped to keep latency bounded (queue: a newer frame replaced it; stale/late: over the ceiling).",
+           [(f'{lb},reason="{r}"', s["dropped"][r]) for s, lb in cam for r in DROP_REASONS])
+    family("streamsr_fps_in", "gauge", "Input frame rate over the last 5 s.", [(lb, s["fps_in"]) for s, lb in cam])
+    family("streamsr_fps_out", "gauge", "Output frame rate over the last 5 s.", [(lb, s["fps_out"]) for s, lb in cam])
+    lines.append("# HELP streamsr_latency_seconds Capture-to-output latency (quantiles over the recent frames).")
+    lines.append("# TYPE streamsr_latency_seconds summary")
+    for s, lb in cam:
+        for x in QUANTILES:
+            value = s["latency_s"][f"p{int(x * 100)}"]
+            if value is not None:
+                lines.append(f'streamsr_latency_seconds{{{lb},quantile="{x}"}} {value:.6g}')
+        lines.append(f"streamsr_latency_seconds_sum{{{lb}}} {s['latency_sum_s']:.6g}")
+        lines.append(f"streamsr_latency_seconds_count{{{lb}}} {s['frames_out']}")
+    family("streamsr_camera_up", "gauge", "1 while the camera's stream is connected.",
+           [(lb, 1 if s["connected"] else 0) for s, lb in cam])
+    family("streamsr_reconnects_total", "counter", "Outages recovered by reconnecting.",
+           [(lb, s["reconnects"]) for s, lb in cam])
+    family("streamsr_outages_total", "counter", "Outages (stream lost or never reached).",
+           [(lb, s["outages"]) for s, lb in cam])
+    family("streamsr_uptime_seconds", "counter", "Time the camera's stream has been connected.",
+           [(lb, s["uptime_s"]) for s, lb in cam])
+    family("streamsr_output_errors_total", "counter", "Errors writing to an output.",
+           [(lb, s["output_errors"]) for s, lb in cam])
+    return "\n".join(lines) + "\n"
