@@ -81,7 +81,7 @@ def _cli_cameras(sources: list[str], taken: set[str]) -> list[CameraConfig]:
         if m and not os.path.exists(spec) and not re.match(r"^[a-z]+://", spec):
             name, url = check_camera_name(m[1]), m[2]
         else:
-            i = len(taken)
+            i = 0
             while f"cam{i}" in taken:
                 i += 1
             name, url = f"cam{i}", spec

@@ -53,11 +53,12 @@ def planes_to_bgr420(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.nd
     h, w = y.shape
     if cb.shape == y.shape:  # 4:4:4
         return cv2.cvtColor(np.dstack([y, cr, cb]), cv2.COLOR_YCrCb2BGR)
-    i420 = np.empty((h * 3 // 2, w), np.uint8)
-    i420[:h] = y
-    i420[h:h + h // 4].reshape(-1)[:] = cb[: h // 2, : w // 2].reshape(-1)
-    i420[h + h // 4:].reshape(-1)[:] = cr[: h // 2, : w // 2].reshape(-1)
-    return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    q = (h // 2) * (w // 2)
+    flat = np.empty(h * w + 2 * q, np.uint8)
+    flat[: h * w] = y.reshape(-1)
+    flat[h * w: h * w + q] = cb[: h // 2, : w // 2].reshape(-1)
+    flat[h * w + q:] = cr[: h // 2, : w // 2].reshape(-1)
+    return cv2.cvtColor(flat.reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_I420)
 
 
 class _Slot:

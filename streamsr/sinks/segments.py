@@ -3,7 +3,8 @@
 Segments are MPEG-TS by default: a TS file needs no index or trailer, so every segment written
 so far stays playable even when the process is killed (SIGKILL, power loss of the process);
 the segment in progress loses at most its last unflushed packets. ``fmp4`` writes fragmented
-MP4 (``frag_keyframe+empty_moov``), equally robust. Packets are flushed as they are written.
+MP4 (``frag_keyframe+empty_moov``, a fragment at least every 0.5 s), so a kill loses at most
+the last fragment. Packets are flushed as they are written.
 
 Timestamps are the frames' capture times (90 kHz), so a recording with drops or an outage
 keeps real time. A keyframe starts every segment (the encoder's GOP is ``gop_s``).
@@ -24,7 +25,8 @@ from streamsr.types import Frame
 
 log = logging.getLogger(__name__)
 
-SEGMENT_FORMATS = {"ts": ("mpegts", ".ts", {}), "fmp4": ("mp4", ".mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof"})}
+SEGMENT_FORMATS = {"ts": ("mpegts", ".ts", {}), "fmp4": ("mp4", ".mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                                              "frag_duration": "500000"})}
 
 
 @dataclass(frozen=True)
