@@ -125,7 +125,11 @@ class LiveSource:
                         attempt = 0
                     yield frame
                     if stop.is_set():
+                        self._down(None)
                         return
+                if stop.is_set():
+                    self._down(None)
+                    return
                 if self.kind == "file" and not self.options.loop:
                     self._down(None)
                     return
