@@ -61,6 +61,16 @@ class CameraMetrics:
         self._out = RateMeter()
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget what was counted so far (benchmarks: after the warm-up)."""
+        with self._lock:
+            self.started = time.monotonic()
+            self.frames_in = self.frames_out = self.output_errors = 0
+            self.drops = dict.fromkeys(DROP_REASONS, 0)
+            self.latency_sum = 0.0
+            self._latency.clear()
+            self._all_latency.clear()
+
     def captured(self, now: float) -> None:
         with self._lock:
             self.frames_in += 1
