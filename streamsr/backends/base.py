@@ -69,14 +69,23 @@ class Backend(ABC):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W[, C]) -> uint8 (N, sH, sW[, C]), tiled when over ``max_pixels``."""
-        return self.submit(batch).result()
+        if self._over_budget(batch):
+            return self._run_tiled(batch)
+        return self._run_whole(batch)
 
     def submit(self, batch: np.ndarray) -> Done:
-        n, h, w = batch.shape[:3]
-        if self.max_pixels is not None and n * h * w > self.max_pixels:
-            tile = tile_for_budget(self.max_pixels // n, TILE_OVERLAP)
-            return Done(run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP))
+        """Start ``batch``; the caller keeps at most ``in_flight`` submitted and not yet collected."""
+        if self._over_budget(batch):
+            return Done(self._run_tiled(batch))
         return self._submit_whole(batch)
+
+    def _over_budget(self, batch: np.ndarray) -> bool:
+        n, h, w = batch.shape[:3]
+        return self.max_pixels is not None and n * h * w > self.max_pixels
+
+    def _run_tiled(self, batch: np.ndarray) -> np.ndarray:
+        tile = tile_for_budget(self.max_pixels // batch.shape[0], TILE_OVERLAP)
+        return run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP)
 
     def _submit_whole(self, batch: np.ndarray) -> Done:
         return Done(self._run_whole(batch))
