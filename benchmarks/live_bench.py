@@ -67,7 +67,8 @@ def run_one(backend, size: tuple[int, int], n: int, fps: int, warmup_s: float, s
         "fps_out_per_camera": [round(x, 2) for x in per_cam_fps],
         "fps_out_per_camera_min": round(min(per_cam_fps), 2),
         "drop_rate": round(dropped / frames_in, 4) if frames_in else None,
-        "latency_ms": {k: round(max(x[k] for x in lat) * 1000, 1) for k in ("p50", "p95", "p99")},
+        "latency_ms": {k: (round(max(x[k] for x in lat if x[k] is not None) * 1000, 1)
+                           if any(x[k] is not None for x in lat) else float("nan")) for k in ("p50", "p95", "p99")},
         "mean_batch": round(mean_batch, 2),
         "process_cpu_s_per_s": round(((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / wall, 2),
     }

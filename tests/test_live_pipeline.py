@@ -181,3 +181,22 @@ def test_segments_survive_sigkill(models_dir: Path, clip, tmp_path: Path, fmt: s
     assert all(n >= 10 for n in decoded[:-1]), decoded  # complete 1 s segments of a 25 fps feed
     if fmt == "ts":  # TS loses only unflushed packets; fragmented MP4 may lose its last fragment
         assert decoded[-1] >= 5, decoded
+
+
+class FirstCallSlow(SlowBackend):
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.batch_sizes.append(len(batch))
+        if len(self.batch_sizes) == 1:
+            time.sleep(self.delay_s)
+        return self.inner.run(batch)
+
+
+def test_a_slow_moment_over_the_ceiling_does_not_starve_the_camera(backend, clip) -> None:
+    """One inference slower than the whole ceiling must not make every later frame look stale."""
+    slow = FirstCallSlow(backend, 0.6)
+    cam = file_camera(clip.path, "cam0")
+    pipe = LivePipeline([cam], slow, [Recorder()], LivePolicy(max_batch=1, latency_ceiling_s=0.3))
+    pipe.run(duration_s=3.5)
+    s = cam.metrics.snapshot(whole_run=True)
+    assert s["frames_out"] > 25, s  # back to (nearly) the full 25 fps after the slow moment
+    assert s["latency_s"]["p99"] < 0.3

@@ -132,7 +132,8 @@ class LivePipeline:
         self.stop_event = threading.Event()
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self.infer_s_per_frame = 0.0  # running estimate, for the stale check
+        self._costs: deque[float] = deque(maxlen=3)
+        self.infer_s_per_frame = 0.0  # running estimate of the cost of one frame, for the stale check
         self.batches = 0
         self.batch_frames = 0
         self.error: BaseException | None = None
@@ -224,23 +225,39 @@ class LivePipeline:
 
     def _infer_loop(self) -> None:
         p = self.policy
+        last_run = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 got = self._gather()
+                if not got:
+                    continue
                 now = time.monotonic()
-                fresh = []
+                fresh, stale = [], []
                 for cam, frame in got:
                     age = now - (frame.captured_at or now)
-                    if age + self.infer_s_per_frame > p.latency_ceiling_s:
-                        cam.metrics.dropped("stale")
-                    else:
-                        fresh.append((cam, frame))
+                    # could it still make the ceiling if it ran alone?
+                    (stale if age + self.infer_s_per_frame > p.latency_ceiling_s else fresh).append((cam, frame))
+                if not fresh and now - last_run > 0.5:
+                    # Nothing has run for half a second: run the newest frame anyway, so that the cost
+                    # estimate is measured again (load changes) instead of starving for ever.
+                    newest = max(stale, key=lambda cf: cf[1].captured_at or 0.0)
+                    stale.remove(newest)
+                    fresh.append(newest)
+                for cam, _ in stale:
+                    cam.metrics.dropped("stale")
                 by_size: dict[tuple[int, int], list[tuple[Camera, Frame]]] = {}
                 for cam, frame in fresh:
                     by_size.setdefault(frame.size, []).append((cam, frame))
                 for group in by_size.values():
-                    for i in range(0, len(group), p.max_batch):
-                        self._infer(group[i:i + p.max_batch])
+                    group.sort(key=lambda cf: cf[1].captured_at or 0.0)
+                    i = 0
+                    while i < len(group):
+                        oldest = time.monotonic() - (group[i][1].captured_at or now)
+                        room = (p.latency_ceiling_s - oldest) / max(self.infer_s_per_frame, 1e-6)
+                        n = max(1, min(p.max_batch, int(room)))  # a batch must finish inside the ceiling
+                        self._infer(group[i:i + n])
+                        i += n
+                    last_run = time.monotonic()
         except Exception as e:  # noqa: BLE001 - the model failing stops everything, loudly
             self.error = e
             log.error("inference failed: %s", mask_text(f"{type(e).__name__}: {e}"))
@@ -249,9 +266,9 @@ class LivePipeline:
     def _infer(self, group: list[tuple[Camera, Frame]]) -> None:
         t0 = time.monotonic()
         upscaled = self.backend.run(np.stack([f.planes[0] for _, f in group]))
-        took = time.monotonic() - t0
-        per_frame = took  # frames of one batch finish together
-        self.infer_s_per_frame = per_frame if self.batches == 0 else 0.8 * self.infer_s_per_frame + 0.2 * per_frame
+        per_frame = (time.monotonic() - t0) / len(group)
+        self._costs.append(per_frame)
+        self.infer_s_per_frame = min(self._costs)  # one slow moment must not hide the usual cost
         self.batches += 1
         self.batch_frames += len(group)
         for (cam, frame), y in zip(group, upscaled):
