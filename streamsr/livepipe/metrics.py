@@ -6,6 +6,7 @@ Latency is capture (decode) to output (every output has been handed the frame), 
 from __future__ import annotations
 
 import threading
+from array import array
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -56,7 +57,7 @@ class CameraMetrics:
         self.output_errors = 0
         self.latency_sum = 0.0
         self._latency: deque[float] = deque(maxlen=window)  # the most recent frames
-        self._all_latency: list[float] = []  # every frame of the run, for the exit summary
+        self._all_latency = array("f")  # every frame of the run (4 bytes each, capped), for the exit summary
         self._in = RateMeter()
         self._out = RateMeter()
         self._lock = threading.Lock()
@@ -69,7 +70,7 @@ class CameraMetrics:
             self.drops = dict.fromkeys(DROP_REASONS, 0)
             self.latency_sum = 0.0
             self._latency.clear()
-            self._all_latency.clear()
+            self._all_latency = array("f")
 
     def captured(self, now: float) -> None:
         with self._lock:
@@ -92,7 +93,7 @@ class CameraMetrics:
     def snapshot(self, whole_run: bool = False) -> dict[str, Any]:
         now = time.monotonic()
         with self._lock:
-            lat = np.array(self._all_latency if whole_run else self._latency, dtype=np.float64)
+            lat = np.array(self._all_latency if whole_run else self._latency, dtype=np.float64)  # a copy
             fps_in, fps_out = self._in.rate(now), self._out.rate(now)
             drops = dict(self.drops)
             frames_in, frames_out = self.frames_in, self.frames_out
