@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         out = Path(args.out) if args.out else REPO_ROOT / "runs" / cfg.run_name
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.config, out / "config.yaml")
+        if Path(args.config).resolve() != (out / "config.yaml").resolve():
+            shutil.copyfile(args.config, out / "config.yaml")
         res = train(cfg, out, args.resume, args.threads, args.stop_after, progress=not args.no_progress)
         summary = {
             "config": str(args.config),
