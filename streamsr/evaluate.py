@@ -147,8 +147,11 @@ def evaluate_model(
     results = {}
     for folder in folders:
         images = load_dataset(folder, scale)
-        results[Path(folder).name] = evaluate_images(images, scale, upscale)
-        log.info("evaluated %s on %s: %s", card.name if card else "bicubic", folder, results[Path(folder).name])
+        r = results[Path(folder).name] = evaluate_images(images, scale, upscale)
+        log.info(
+            "%s x%d on %s: bicubic %.2f dB, model %s dB",
+            card.name if card else "bicubic", scale, folder, r["bicubic_psnr"], f"{r['psnr']:.2f}" if "psnr" in r else "-",
+        )
     return results
 
 
