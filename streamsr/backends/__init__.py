@@ -1,8 +1,8 @@
 """Inference engines by explicit name; ``auto`` picks by a fixed, documented preference.
 
 On an NVIDIA GPU: tensorrt > cuda (torch). On the CPU: openvino > onnxruntime > torch; on
-the 2-core AMD EPYC (AVX-512) development machine ESPCN x2 at 768x576 ran at about 16, 8
-and 5 FPS respectively in fp32 (BENCHMARKS.md has the command). The GPU order is the
+the 2-core AMD EPYC (AVX-512) development machine ESPCN x2 at 768x576 ran at 18.2, 16.6
+and 5.2 FPS respectively in fp32 (BENCHMARKS.md has the command). The GPU order is the
 usual one (TensorRT fuses and tunes kernels per GPU) and has not been measured here.
 Heavy imports happen inside each backend's module.
 """
