@@ -47,10 +47,29 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class CCTVConfig:
+    """Ranges of the CCTV degradation (train/degrade.py), applied to the LR luma patch.
+
+    Each stage runs with its probability; its strength is drawn uniformly from the range.
+    """
+
+    blur_prob: float = 0.5
+    blur_sigma: tuple[float, float] = (0.2, 1.2)  # Gaussian blur of the LR, in LR pixels
+    noise_prob: float = 0.5
+    noise_sigma: tuple[float, float] = (0.0, 6.0)  # Gaussian sensor noise, on the 0..255 scale
+    poisson_prob: float = 0.2  # of the noisy samples, how many get signal-dependent noise
+    jpeg_prob: float = 0.8
+    jpeg_quality: tuple[int, int] = (25, 90)  # cv2.imencode quality
+    margin: int = 8  # LR pixels degraded around the patch (blur support, random JPEG grid)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     scale: int
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    degradation: Literal["bicubic", "cctv"] = "bicubic"
+    cctv: CCTVConfig = field(default_factory=CCTVConfig)
     loss: Literal["l1", "mse"] = "l1"
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
