@@ -87,4 +87,4 @@ def macs_per_pixel(model: nn.Module, scale: int, channels: int | None = None, si
 
 
 # Register the architectures (import for the side effect).
-from streamsr.models import espcn, repsr  # noqa: E402,F401
+from streamsr.models import edsr, espcn, repsr, srcnn, wresnet  # noqa: E402,F401
