@@ -46,6 +46,7 @@ class CudaBackend(Backend):
         if not card.torch_weights:
             raise ModelError(f"model {card.name} ships no torch weights; use --engine tensorrt or onnxruntime")
         self._torch = torch
+        torch.backends.cudnn.benchmark = True  # shapes are fixed per stream: let cuDNN pick once
         self._device = torch.device(device)
         self._dtype = dtypes[precision]
         model = build_model(card.arch, card.scale, **card.arch_kwargs)

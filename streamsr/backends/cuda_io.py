@@ -35,16 +35,25 @@ class CudaPlanes:
         self.dtype = dtype
         self.upload_stream = torch.cuda.Stream(device)
         self.download_stream = torch.cuda.Stream(device)
-        self._pinned_in: dict[tuple[int, ...], Any] = {}
+        # Two pinned buffers per shape and direction, used in turn, so batch k+1 can be staged
+        # while batch k is still being copied. Each input buffer remembers the event of its last
+        # copy, which must have finished before the buffer is overwritten.
+        self._pinned_in: dict[tuple[int, ...], list[list[Any]]] = {}
         self._pinned_out: dict[tuple[int, ...], list[Any]] = {}
-        self._next_out: dict[tuple[int, ...], int] = {}
+        self._turn_in: dict[tuple[int, ...], int] = {}
+        self._turn_out: dict[tuple[int, ...], int] = {}
 
-    def _pinned(self, cache: dict, shape: tuple[int, ...]) -> Any:
-        buf = cache.get(shape)
-        if buf is None:
-            buf = self.torch.empty(shape, dtype=self.torch.uint8, pin_memory=True)
-            cache[shape] = buf
-        return buf
+    def _staging(self, shape: tuple[int, ...]) -> list[Any]:
+        """[pinned buffer, event of its last upload or None], alternating between two."""
+        ring = self._pinned_in.setdefault(shape, [])
+        turn = self._turn_in.get(shape, 0)
+        self._turn_in[shape] = (turn + 1) % 2
+        if len(ring) <= turn:
+            ring.append([self.torch.empty(shape, dtype=self.torch.uint8, pin_memory=True), None])
+        slot = ring[turn]
+        if slot[1] is not None:
+            slot[1].synchronize()  # the upload of two batches ago has left this buffer
+        return slot
 
     def upload(self, batch: np.ndarray, channels_last: bool = True) -> Any:
         """uint8 (N, H, W[, C]) host -> float NCHW in [0, 1] on the device, ready on the current stream.
@@ -52,12 +61,13 @@ class CudaPlanes:
         ``channels_last`` suits cuDNN convolutions; TensorRT bindings want plain NCHW.
         """
         torch = self.torch
-        staging = self._pinned(self._pinned_in, batch.shape)
-        staging.numpy()[...] = batch
+        slot = self._staging(batch.shape)
+        slot[0].numpy()[...] = batch
         with torch.cuda.stream(self.upload_stream):
-            raw = staging.to(self.device, non_blocking=True)
+            raw = slot[0].to(self.device, non_blocking=True)
             uploaded = torch.cuda.Event()
             uploaded.record(self.upload_stream)
+        slot[1] = uploaded
         compute = torch.cuda.current_stream(self.device)
         compute.wait_event(uploaded)
         raw.record_stream(compute)  # the caching allocator must not reuse it before compute is done
@@ -73,14 +83,14 @@ class CudaPlanes:
         q = q.contiguous()
         computed = torch.cuda.Event()
         computed.record(torch.cuda.current_stream(self.device))
-        # two host buffers per shape, so the next batch can land while this one is read
+        # the caller collects a batch before submitting the one two places after it (in_flight 2)
         key = tuple(q.shape)
         buffers = self._pinned_out.setdefault(key, [])
-        slot = self._next_out.get(key, 0)
-        if len(buffers) <= slot:
+        turn = self._turn_out.get(key, 0)
+        if len(buffers) <= turn:
             buffers.append(torch.empty(key, dtype=torch.uint8, pin_memory=True))
-        self._next_out[key] = (slot + 1) % 2
-        host = buffers[slot]
+        self._turn_out[key] = (turn + 1) % 2
+        host = buffers[turn]
         with torch.cuda.stream(self.download_stream):
             self.download_stream.wait_event(computed)
             q.record_stream(self.download_stream)
