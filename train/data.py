@@ -5,12 +5,16 @@ bicubic (RGB, rounded to ``uint8``, then Y: the evaluation protocol) and kept in
 float32 luma in [0, 1]. Downscaling commutes with flips and 90-degree rotations of a
 modcropped image (symmetric kernel, symmetric padding), so augmenting the aligned HR/LR
 pair is the same as downscaling the augmented HR image, at no cost.
+
+With a ``degradation`` (the CCTV one of :mod:`train.degrade`), every LR patch is degraded on
+the fly, with a margin of context around it, before the flip/rotation.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +22,9 @@ from streamsr.errors import InputError
 from streamsr.evaluate import image_files, read_image, to_uint8
 from streamsr.metrics import image_to_y, modcrop
 from streamsr.resize import imresize
+
+if TYPE_CHECKING:
+    from train.degrade import CCTVDegradation
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +47,16 @@ def make_pair(img: np.ndarray, scale: int) -> Pair:
 class PatchSampler:
     """Random aligned (LR, HR) patches with the 8 flips/rotations, from images in memory."""
 
-    def __init__(self, dirs: list[str | Path], scale: int, patch_size: int) -> None:
+    def __init__(
+        self,
+        dirs: list[str | Path],
+        scale: int,
+        patch_size: int,
+        degradation: CCTVDegradation | None = None,
+    ) -> None:
         self.scale = scale
         self.patch = patch_size
+        self.degradation = degradation
         self.pairs: list[Pair] = []
         for d in dirs:
             for path in image_files(d):
@@ -64,16 +78,34 @@ class PatchSampler:
         lr_out = np.empty((batch, 1, p, p), np.float32)
         hr_out = np.empty((batch, 1, p * s, p * s), np.float32)
         idx = rng.choice(len(self.pairs), size=batch, p=self.prob)
-        for b, i in enumerate(idx):
-            pair = self.pairs[i]
-            h, w = pair.lr.shape
+        # Positions and flips first, degradations after: the patches a seed picks do not
+        # depend on the degradation (the bicubic path draws exactly as it always has).
+        picks = []
+        for i in idx:
+            h, w = self.pairs[i].lr.shape
             y = int(rng.integers(0, h - p + 1))
             x = int(rng.integers(0, w - p + 1))
-            lr = pair.lr[y : y + p, x : x + p]
+            picks.append((i, y, x, int(rng.integers(0, 8))))
+        for b, (i, y, x, k) in enumerate(picks):
+            pair = self.pairs[i]
+            if self.degradation is None:
+                lr = pair.lr[y : y + p, x : x + p]
+            else:
+                lr = self._degraded(pair.lr, y, x, rng)
             hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
-            k = int(rng.integers(0, 8))
             if k & 4:
                 lr, hr = lr.T, hr.T
             lr_out[b, 0] = np.rot90(lr, k & 3)
             hr_out[b, 0] = np.rot90(hr, k & 3)
         return lr_out, hr_out
+
+    def _degraded(self, plane: np.ndarray, y: int, x: int, rng: np.random.Generator) -> np.ndarray:
+        """The LR patch at (y, x), degraded with ``margin`` pixels of context around it."""
+        assert self.degradation is not None
+        p = self.patch
+        m = self.degradation.cfg.margin
+        h, w = plane.shape
+        y0, x0 = max(0, y - m), max(0, x - m)
+        y1, x1 = min(h, y + p + m), min(w, x + p + m)
+        region = self.degradation.apply(plane[y0:y1, x0:x1] * 255.0, rng)
+        return region[y - y0 : y - y0 + p, x - x0 : x - x0 + p].astype(np.float32) / np.float32(255.0)

@@ -127,7 +127,14 @@ def train(
         torch.set_rng_state(ck["torch_rng"])
         log.info("resumed %s at step %d", ckpt_path, step)
 
-    sampler = PatchSampler([resolve_path(d) for d in cfg.data.train_dirs], cfg.scale, cfg.data.patch_size)
+    degradation = None
+    if cfg.degradation == "cctv":
+        from train.degrade import CCTVDegradation
+
+        degradation = CCTVDegradation(cfg.cctv)
+    sampler = PatchSampler(
+        [resolve_path(d) for d in cfg.data.train_dirs], cfg.scale, cfg.data.patch_size, degradation
+    )
     val_images = load_dataset(resolve_path(cfg.data.val_dir), cfg.scale) if cfg.data.val_dir else []
     samples_per_epoch = sum(p.lr.size for p in sampler.pairs) / cfg.data.patch_size**2
     loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
