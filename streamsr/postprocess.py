@@ -15,6 +15,8 @@ COMPARE_LABELS = ("input (nearest)", "bicubic", "model")
 
 def finish(frame: Frame, scale: int) -> Frame:
     """Upscale the chroma planes classically to fit the model's luma output."""
+    if frame.chroma_upscaled:
+        return frame
     y = frame.planes[0]
     luma_in = (y.shape[0] // scale, y.shape[1] // scale)
     cb = upscale_chroma(frame.planes[1], luma_in, y.shape)

@@ -102,6 +102,7 @@ class Frame:
     alpha: Any = None
     source_planes: tuple[Any, Any, Any] | None = None
     captured_at: float | None = None  # time.monotonic() when decoded, for latency
+    chroma_upscaled: bool = False  # a GPU backend already upscaled Cb/Cr with the luma
 
     @property
     def size(self) -> tuple[int, int]:

@@ -147,3 +147,35 @@ def test_build_engine_without_tensorrt_is_one_line(card, capsys):
 def test_bench_gpu_without_a_gpu_is_one_line(capsys):
     assert main(["bench-gpu"]) == 4
     assert capsys.readouterr().err.strip().splitlines() == ["streamsr: error: bench-gpu needs a CUDA GPU visible to torch"]
+
+
+def test_pipeline_takes_chroma_from_a_backend_that_upscales_it():
+    """The plumbing GPU backends use (submit_planes), checked with a CPU stand-in."""
+    import cv2
+
+    from streamsr.backends.base import Done
+    from streamsr.pipeline.pipeline import Pipeline
+    from streamsr.postprocess import finish
+    from streamsr.sinks.null import NullSink
+    from streamsr.types import Frame
+
+    class ChromaBackend:
+        upscales_chroma = True
+
+        def submit_planes(self, luma, chroma):
+            ys = np.stack([cv2.resize(y, None, fx=2, fy=2) for y in luma])
+            cs = np.stack([[np.full((y.shape[0] // 2, y.shape[1] // 2), 7, np.uint8)] * 2 for y in ys])
+            return Done((ys, cs))
+
+    class Keep(NullSink):
+        def write(self, frame):
+            super().write(frame)
+            self.last = frame
+
+    frames = [Frame(index=i, planes=(np.full((8, 12), i, np.uint8), np.zeros((4, 6), np.uint8),
+                                     np.zeros((4, 6), np.uint8))) for i in range(5)]
+    sink = Keep()
+    Pipeline(frames, ChromaBackend(), sink, post=lambda f: finish(f, 2)).run()
+    y, cb, cr = sink.last.planes
+    assert sink.frames == 5 and y.shape == (16, 24) and (y == 4).all()
+    assert cb.shape == (8, 12) and (cb == 7).all() and (cr == 7).all()  # not upscaled a second time

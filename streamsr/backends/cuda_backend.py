@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from streamsr.backends.base import Backend
-from streamsr.backends.cuda_io import CudaPlanes, Pending
+from streamsr.backends.cuda_io import CudaPlanes, Pending, PlanesPending
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
 from streamsr.types import ModelCard
 
@@ -32,6 +32,7 @@ def require_cuda() -> Any:
 class CudaBackend(Backend):
     name = "cuda"
     in_flight = 2
+    upscales_chroma = True
     default_precision = "fp16"
 
     def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp16",
@@ -100,6 +101,13 @@ class CudaBackend(Backend):
 
     def _run_whole(self, batch: np.ndarray) -> np.ndarray:
         return self._submit_whole(batch).result()
+
+    def submit_planes(self, luma: np.ndarray, chroma: np.ndarray) -> PlanesPending:
+        """Luma through the model and Cb/Cr (N, 2, h, w) through bicubic, both on the GPU."""
+        n, h, w = luma.shape
+        luma_pending = self.submit(luma)
+        scale = self.card.scale
+        return PlanesPending(luma_pending, self._io.upscale_chroma(chroma, (h * scale, w * scale), (h, w)))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -14,6 +14,18 @@ import numpy as np
 
 
 @dataclass
+class PlanesPending:
+    """Luma and chroma of one batch in flight: ``result()`` gives (Y (N,sH,sW), CbCr (N,2,h',w'))."""
+
+    luma: Pending
+    chroma: Pending
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        chroma = self.chroma.result()  # (N, h', w', 2) as downloaded
+        return self.luma.result(), np.ascontiguousarray(chroma.transpose(0, 3, 1, 2))
+
+
+@dataclass
 class Pending:
     """A batch in flight; ``result()`` waits for its download and returns uint8 planes."""
 
@@ -98,3 +110,18 @@ class CudaPlanes:
             done = torch.cuda.Event()
             done.record(self.download_stream)
         return Pending(host=host, done=done, count=q.shape[0])
+
+    def upscale_chroma(self, chroma: np.ndarray, luma_out: tuple[int, int], luma_in: tuple[int, int]) -> Pending:
+        """uint8 Cb/Cr (N, 2, h, w) -> bicubic to fit a luma of ``luma_out``, on the GPU.
+
+        Same size rule as streamsr.colour.upscale_chroma (4:2:0 stays 4:2:0, odd sizes kept);
+        torch's bicubic uses a = -0.75 like OpenCV's INTER_CUBIC.
+        """
+        torch = self.torch
+        sub_h = 2 if chroma.shape[2] < luma_in[0] else 1
+        sub_w = 2 if chroma.shape[3] < luma_in[1] else 1
+        size = (-(-luma_out[0] // sub_h), -(-luma_out[1] // sub_w))
+        n = chroma.shape[0]
+        x = self.upload(chroma.reshape(n * 2, *chroma.shape[2:]), channels_last=False)  # (2N, 1, h, w)
+        up = torch.nn.functional.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
+        return self.download(up.reshape(n, 2, *size))

@@ -48,12 +48,23 @@ def submit_batch(backend: Backend, frames: list[Frame]):
     ``submit`` is optional: anything with a synchronous ``run`` serves as a backend.
     """
     planes = np.stack([f.planes[0] for f in frames])
+    if getattr(backend, "upscales_chroma", False):  # GPU backends: Y and Cb/Cr in one trip
+        chroma = np.stack([np.stack(f.planes[1:]) for f in frames])
+        return backend.submit_planes(planes, chroma)
     submit = getattr(backend, "submit", None)
     return submit(planes) if submit is not None else Done(backend.run(planes))
 
 
 def collect_batch(pending, frames: list[Frame], keep_source: bool) -> list[Frame]:
+    """Frames with the backend's planes: luma only, or (luma, Cb/Cr) from a GPU backend."""
     upscaled = pending.result()
+    if isinstance(upscaled, tuple):
+        ys, chroma = upscaled
+        return [
+            replace(f, planes=(y, c[0], c[1]), chroma_upscaled=True,
+                    source_planes=f.planes if keep_source else None)
+            for f, y, c in zip(frames, ys, chroma)
+        ]
     return [
         replace(f, planes=(y, f.planes[1], f.planes[2]), source_planes=f.planes if keep_source else None)
         for f, y in zip(frames, upscaled)
