@@ -87,7 +87,6 @@ def model_rows(torch, card, precision: str, sizes, batches, ceilings) -> list[di
                     "gflop_per_frame": flops / 1e9, "min_bytes_per_frame": min_bytes,
                     "roofline_fraction": floor_s / (model_ms / 1000 / batch),
                 })
-                del x
     return rows
 
 

@@ -29,8 +29,8 @@ from streamsr.livepipe.config import (
 )
 from streamsr.livepipe.hub import Camera, LivePipeline, LivePolicy
 from streamsr.progress import table
-from streamsr.sinks.segments import SEGMENT_FORMATS, SegmentRecorder, SegmentSettings
-from streamsr.sources.live_source import LiveOptions, LiveSource
+from streamsr.sinks.segments import SEGMENT_FORMATS, SegmentRecorder
+from streamsr.sources.live_source import LiveSource
 from streamsr.urls import mask_url
 
 log = logging.getLogger(__name__)

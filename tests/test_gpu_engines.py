@@ -23,7 +23,7 @@ needs_gpu = pytest.mark.skipif(not cuda_visible(), reason="needs a CUDA GPU visi
 
 def _has_tensorrt() -> bool:
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt  # noqa: F401 - presence only
     except ImportError:
         return False
     return True

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from streamsr.backends.base import Backend
-from streamsr.backends.cuda_io import CudaPlanes, Pending, PlanesPending
+from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
 from streamsr.types import ModelCard
 
@@ -29,11 +28,8 @@ def require_cuda() -> Any:
     return torch
 
 
-class CudaBackend(Backend):
+class CudaBackend(GpuBackend):
     name = "cuda"
-    in_flight = 2
-    upscales_chroma = True
-    default_precision = "fp16"
 
     def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp16",
                  cuda_graphs: bool = True, compile_model: bool = False, device: str = "cuda") -> None:
@@ -99,15 +95,6 @@ class CudaBackend(Backend):
             x = self._io.upload(batch)
             return self._io.download(self._forward(x))
 
-    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
-        return self._submit_whole(batch).result()
-
-    def submit_planes(self, luma: np.ndarray, chroma: np.ndarray) -> PlanesPending:
-        """Luma through the model and Cb/Cr (N, 2, h, w) through bicubic, both on the GPU."""
-        n, h, w = luma.shape
-        luma_pending = self.submit(luma)
-        scale = self.card.scale
-        return PlanesPending(luma_pending, self._io.upscale_chroma(chroma, (h * scale, w * scale), (h, w)))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch

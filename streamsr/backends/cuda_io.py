@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from streamsr.backends.base import Backend
+
 
 @dataclass
 class PlanesPending:
@@ -125,3 +127,25 @@ class CudaPlanes:
         x = self.upload(chroma.reshape(n * 2, *chroma.shape[2:]), channels_last=False)  # (2N, 1, h, w)
         up = torch.nn.functional.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
         return self.download(up.reshape(n, 2, *size))
+
+
+class GpuBackend(Backend):
+    """What the CUDA engines share: fp16 by default, two batches in flight, chroma on the GPU.
+
+    Subclasses set ``self._io`` (a CudaPlanes) and implement ``_submit_whole``.
+    """
+
+    in_flight = 2
+    upscales_chroma = True
+    default_precision = "fp16"
+    _io: CudaPlanes
+
+    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
+        return self._submit_whole(batch).result()
+
+    def submit_planes(self, luma: np.ndarray, chroma: np.ndarray) -> PlanesPending:
+        """Luma through the model and Cb/Cr (N, 2, h, w) through bicubic, both on the GPU."""
+        n, h, w = luma.shape
+        luma_pending = self.submit(luma)
+        scale = self.card.scale
+        return PlanesPending(luma_pending, self._io.upscale_chroma(chroma, (h * scale, w * scale), (h, w)))

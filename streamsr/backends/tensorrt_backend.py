@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from streamsr.backends.base import Backend
 from streamsr.backends.cuda_backend import require_cuda
-from streamsr.backends.cuda_io import CudaPlanes, Pending, PlanesPending
+from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.backends.engine_cache import (
     EngineKey, ShapeProfile, cache_dir, file_sha256, plan_path, stale_reasons, write_key,
 )
@@ -127,11 +126,8 @@ def ensure_plan(card: ModelCard, profile: ShapeProfile, precision: str) -> Path:
     return plan
 
 
-class TensorRTBackend(Backend):
+class TensorRTBackend(GpuBackend):
     name = "tensorrt"
-    in_flight = 2
-    upscales_chroma = True
-    default_precision = "fp16"
 
     def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp16",
                  max_batch: int = 16) -> None:
@@ -178,15 +174,6 @@ class TensorRTBackend(Backend):
             raise ModelError("TensorRT execution failed")
         return self._io.download(out)
 
-    def _run_whole(self, batch: np.ndarray) -> np.ndarray:
-        return self._submit_whole(batch).result()
-
-    def submit_planes(self, luma: np.ndarray, chroma: np.ndarray) -> PlanesPending:
-        """Luma through the model and Cb/Cr (N, 2, h, w) through bicubic, both on the GPU."""
-        n, h, w = luma.shape
-        luma_pending = self.submit(luma)
-        scale = self.card.scale
-        return PlanesPending(luma_pending, self._io.upscale_chroma(chroma, (h * scale, w * scale), (h, w)))
 
     def describe(self) -> str:
         return f"tensorrt {self._trt.__version__} ({self.precision}, {self._torch.cuda.get_device_name()})"
