@@ -7,6 +7,12 @@ The ONNX graph has input ``lr`` and output ``sr`` (NCHW float32), dynamic batch,
 width, opset 17. onnxruntime is checked against torch (max abs difference < 1e-4) before
 anything is written. ``--eval`` folders are measured with :mod:`streamsr.evaluate` on the
 ONNX file just written, and the numbers go into the card.
+
+A model with ``reparameterize()`` (RepSR) is collapsed first: the ONNX file, the state_dict
+and the MACs are those of the deployed network, and the card's ``arch_kwargs`` carry
+``deploy: true`` so that ``build_model(arch, scale, **arch_kwargs)`` rebuilds that structure.
+An fp16 copy (``<name>.fp16.onnx``, :mod:`streamsr.onnx_fp16`) is written beside the ONNX file;
+its largest output difference from fp32 on a real LR patch goes into ``fp16_max_abs_error``.
 """
 from __future__ import annotations
 
@@ -25,10 +31,10 @@ import torch
 from torch import nn
 
 from streamsr.errors import InputError, ModelError, StreamSRError
-from streamsr.evaluate import evaluate_model
+from streamsr.evaluate import evaluate_model, image_files, prepare, read_image
 from streamsr.models import count_params, macs_per_pixel
 from streamsr.types import ModelCard
-from train.config import REPO_ROOT, TrainConfig, file_sha256, load_config
+from train.config import REPO_ROOT, TrainConfig, file_sha256, load_config, resolve_path
 from train.loop import WEIGHTS_NAME, make_model
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,72 @@ def check_onnx(model: nn.Module, channels: int, path: Path, seed: int = 0) -> fl
     return worst
 
 
+def deploy_form(model: nn.Module, arch_kwargs: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """The model as it ships: re-parameterisable models collapsed, their kwargs saying so."""
+    reparam = getattr(model, "reparameterize", None)
+    if reparam is None:
+        return model, dict(arch_kwargs)
+    reparam()
+    return model, {**arch_kwargs, "deploy": True}
+
+
+def sample_patch(folder: Path, scale: int, size: int = 96) -> np.ndarray:
+    """A real LR luma patch (1, 1, h, w) float32: the centre of the first image in ``folder``."""
+    img = read_image(image_files(folder)[0])
+    lr = prepare(img, scale, folder.name).lr_y
+    h, w = lr.shape
+    y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(lr[y : y + size, x : x + size])[None, None]
+
+
+def _float_resize_params(path: Path) -> None:
+    """Put the ``roi``/``scales`` inputs of ``Resize`` back to float32 (ONNX requires it).
+
+    :func:`streamsr.onnx_fp16.convert_model` halves every float tensor, those included; the
+    values (e.g. scales 1, 1, 3, 3) are exact in fp16, so converting back loses nothing.
+    """
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    names = {n for node in graph.node if node.op_type == "Resize" for n in list(node.input)[1:3] if n}
+    if not names:
+        return
+
+    def single(t: onnx.TensorProto) -> onnx.TensorProto:
+        if t.data_type != TensorProto.FLOAT16:
+            return t
+        return numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name)
+
+    for init in graph.initializer:
+        if init.name in names:
+            init.CopyFrom(single(init))
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] in names:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    attr.t.CopyFrom(single(attr.t))
+    for value in graph.value_info:
+        if value.name in names and value.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def export_fp16(onnx_path: Path, sample: np.ndarray) -> tuple[Path, float]:
+    """Write ``<stem>.fp16.onnx`` beside ``onnx_path``; return it and its max abs error on ``sample``."""
+    from streamsr.onnx_fp16 import convert_file, max_abs_error
+
+    fp16_path = onnx_path.with_name(onnx_path.stem + ".fp16.onnx")
+    tmp = fp16_path.with_name(fp16_path.stem + ".tmp.onnx")
+    convert_file(onnx_path, tmp)
+    _float_resize_params(tmp)
+    err = max_abs_error(onnx_path, tmp, sample)
+    os.replace(tmp, fp16_path)
+    return fp16_path, err
+
+
 def export_run(
     cfg: TrainConfig,
     config_path: Path,
@@ -90,7 +162,7 @@ def export_run(
         raise InputError(f"no trained weights at {weights} (has the run finished?)")
     model = make_model(cfg)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model.eval()
+    model, arch_kwargs = deploy_form(model.eval(), cfg.model.kwargs)
     channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     engines_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{cfg.model.name}_x{cfg.scale}" if cfg.name is None else cfg.name
@@ -99,6 +171,16 @@ def export_run(
     diff = check_onnx(model, channels, onnx_path)
     log.info("ONNX matches torch: max abs diff %.2e", diff)
     torch.save(model.state_dict(), pt_path)
+    sample_dir = eval_dirs[0] if eval_dirs else (resolve_path(cfg.data.val_dir) if cfg.data.val_dir else None)
+    if sample_dir is not None:
+        sample = sample_patch(Path(sample_dir), cfg.scale)
+    else:  # no image at hand: a smooth synthetic patch
+        yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+        sample = (0.5 + 0.4 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[None, None].astype(np.float32)
+    if channels != 1:
+        sample = np.repeat(sample, channels, axis=1)
+    fp16_path, fp16_err = export_fp16(onnx_path, sample)
+    log.info("fp16 ONNX %s: max abs error %.2e on a %s patch", fp16_path.name, fp16_err, sample.shape[2:])
 
     summary: dict[str, Any] = {}
     if (run_dir / "summary.json").exists():
@@ -116,6 +198,7 @@ def export_run(
         "wall_time_s": summary.get("wall_time_s"),
         "device": summary.get("device"),
         "threads": summary.get("threads"),
+        "degradation": cfg.degradation,
         "loss": cfg.loss,
         "onnx_max_abs_diff": diff,
     }
@@ -127,9 +210,11 @@ def export_run(
         params=count_params(model),
         macs_per_pixel=macs_per_pixel(model, cfg.scale),
         onnx=onnx_path.name,
-        arch_kwargs=dict(cfg.model.kwargs),
+        arch_kwargs=arch_kwargs,
         torch_weights=pt_path.name,
         onnx_sha256=file_sha256(onnx_path),
+        onnx_fp16=fp16_path.name,
+        fp16_max_abs_error=fp16_err,
         training=training,
         metrics={},
         path=card_path,
