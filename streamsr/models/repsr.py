@@ -22,7 +22,7 @@ deploy=True, ...)`` builds the collapsed structure directly, which is what the r
 backend does with the exported card (its ``arch_kwargs`` carry ``deploy: true``).
 
 Deployed cost per LR pixel: ``9 (ch C + blocks C^2 + C ch s^2)``. With C = 32, 4 blocks:
-38,304 MACs at x2 (1.81x ESPCN's 21,184), 39,600 at x3 (1.75x), 41,760 at x4 (1.69x).
+38,304 MACs at x2 (1.81x ESPCN's 21,184), 39,744 at x3 (1.76x), 41,760 at x4 (1.69x).
 """
 from __future__ import annotations
 
