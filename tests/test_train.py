@@ -117,3 +117,17 @@ def test_export_onnx_matches_torch(tiny_config: Path, tmp_path: Path) -> None:
         ref = model.eval()(torch.from_numpy(x)).numpy()
     assert got.shape == (3, 1, 26, 42)
     assert np.abs(got - ref).max() < 1e-4
+
+
+def test_shipped_configs_load_and_build() -> None:
+    from train.config import REPO_ROOT
+    from train.loop import make_model
+
+    paths = sorted((REPO_ROOT / "configs" / "train").glob("*.yaml"))
+    names = {p.stem for p in paths}
+    assert {"repsr_x2", "repsr_cctv_x2", "wresnet_x4", "srcnn_x3", "edsr_x2"} <= names
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.run_name == path.stem, path  # the run folder and engines/ name follow the file name
+        assert make_model(cfg) is not None
+    assert load_config(REPO_ROOT / "configs/train/repsr_cctv_x2.yaml").degradation == "cctv"
