@@ -155,6 +155,7 @@ def export_run(
     run_dir: Path,
     engines_dir: Path,
     eval_dirs: list[Path] | None = None,
+    threads: int | None = None,
 ) -> ModelCard:
     """Export the finished run in ``run_dir`` and return the card written beside the ONNX."""
     weights = run_dir / WEIGHTS_NAME
@@ -220,7 +221,7 @@ def export_run(
         path=card_path,
     )
     if eval_dirs:
-        results = evaluate_model(card, list(eval_dirs), cfg.scale)
+        results = evaluate_model(card, list(eval_dirs), cfg.scale, threads)
         metrics = {
             ds: {k: round(r[k], 4) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")} | {"images": r["images"]}
             for ds, r in results.items()
@@ -239,13 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run folder (default runs/<name>)")
     p.add_argument("--engines", default=str(REPO_ROOT / "engines"), help="output folder")
     p.add_argument("--eval", action="append", default=[], metavar="DIR", help="measure on this folder (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime/torch threads for the checks")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = load_config(args.config)
         run_dir = Path(args.run) if args.run else REPO_ROOT / "runs" / cfg.run_name
-        card = export_run(cfg, Path(args.config), run_dir, Path(args.engines), [Path(d) for d in args.eval])
+        card = export_run(
+            cfg, Path(args.config), run_dir, Path(args.engines), [Path(d) for d in args.eval], args.threads
+        )
         print(card.to_json(), end="")
     except StreamSRError as e:
         if args.debug:
