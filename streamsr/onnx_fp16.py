@@ -12,17 +12,32 @@ import numpy as np
 
 FP16_MAX = float(np.finfo(np.float16).max)
 
+# Inputs that ONNX types as float32 whatever the data type: (op, input positions).
+FLOAT32_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
+
+
+def _float32_only_names(graph) -> set[str]:
+    """Names of the tensors that feed a float32-only input (Resize's roi and scales, say)."""
+    return {
+        node.input[i]
+        for node in graph.node
+        for i in FLOAT32_ONLY_INPUTS.get(node.op_type, ())
+        if i < len(node.input) and node.input[i]
+    }
+
 
 def convert_model(model):  # onnx.ModelProto -> onnx.ModelProto
-    """A float16 copy of ``model``: every float32 tensor, input, output and value becomes float16."""
+    """A float16 copy of ``model``: every float32 tensor, input, output and value becomes float16,
+    except the tensors that ONNX requires in float32 (Resize's roi and scales)."""
     import onnx
     from onnx import TensorProto, numpy_helper
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
+    keep = _float32_only_names(graph)
 
     def half(tensor):
-        if tensor.data_type != TensorProto.FLOAT:
+        if tensor.data_type != TensorProto.FLOAT or tensor.name in keep:
             return tensor
         array = np.clip(numpy_helper.to_array(tensor), -FP16_MAX, FP16_MAX).astype(np.float16)
         return numpy_helper.from_array(array, tensor.name)
@@ -30,13 +45,14 @@ def convert_model(model):  # onnx.ModelProto -> onnx.ModelProto
     for i, init in enumerate(graph.initializer):
         graph.initializer[i].CopyFrom(half(init))
     for node in graph.node:
+        kept_constant = node.op_type == "Constant" and node.output[0] in keep
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
+            if attr.type == onnx.AttributeProto.TENSOR and not kept_constant:
                 attr.t.CopyFrom(half(attr.t))
             if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
                 attr.i = TensorProto.FLOAT16
     for value in [*graph.input, *graph.output, *graph.value_info]:
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT and value.name not in keep:
             value.type.tensor_type.elem_type = TensorProto.FLOAT16
     onnx.checker.check_model(model)
     return model

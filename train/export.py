@@ -17,7 +17,6 @@ its largest output difference from fp32 on a real LR patch goes into ``fp16_max_
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -101,41 +100,6 @@ def sample_patch(folder: Path, scale: int, size: int = 96) -> np.ndarray:
     return np.ascontiguousarray(lr[y : y + size, x : x + size])[None, None]
 
 
-def _float_resize_params(path: Path) -> None:
-    """Put the ``roi``/``scales`` inputs of ``Resize`` back to float32 (ONNX requires it).
-
-    :func:`streamsr.onnx_fp16.convert_model` halves every float tensor, those included; the
-    values (e.g. scales 1, 1, 3, 3) are exact in fp16, so converting back loses nothing.
-    """
-    import onnx
-    from onnx import TensorProto, numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    names = {n for node in graph.node if node.op_type == "Resize" for n in list(node.input)[1:3] if n}
-    if not names:
-        return
-
-    def single(t: onnx.TensorProto) -> onnx.TensorProto:
-        if t.data_type != TensorProto.FLOAT16:
-            return t
-        return numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name)
-
-    for init in graph.initializer:
-        if init.name in names:
-            init.CopyFrom(single(init))
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] in names:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.TENSOR:
-                    attr.t.CopyFrom(single(attr.t))
-    for value in graph.value_info:
-        if value.name in names and value.type.tensor_type.elem_type == TensorProto.FLOAT16:
-            value.type.tensor_type.elem_type = TensorProto.FLOAT
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
 def export_fp16(onnx_path: Path, sample: np.ndarray) -> tuple[Path, float]:
     """Write ``<stem>.fp16.onnx`` beside ``onnx_path``; return it and its max abs error on ``sample``."""
     from streamsr.onnx_fp16 import convert_file, max_abs_error
@@ -143,7 +107,6 @@ def export_fp16(onnx_path: Path, sample: np.ndarray) -> tuple[Path, float]:
     fp16_path = onnx_path.with_name(onnx_path.stem + ".fp16.onnx")
     tmp = fp16_path.with_name(fp16_path.stem + ".tmp.onnx")
     convert_file(onnx_path, tmp)
-    _float_resize_params(tmp)
     err = max_abs_error(onnx_path, tmp, sample)
     os.replace(tmp, fp16_path)
     return fp16_path, err
