@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from streamsr.errors import InputError
 from streamsr.models import build_model, macs_per_pixel, model_names
 from streamsr.types import ModelCard
 from train.config import load_config
@@ -103,3 +104,24 @@ def test_export_run_repsr_deployed_card_and_fp16(tmp_path: Path) -> None:
         assert np.abs(backend.infer(x) - sess.run(None, {"lr": x})[0]).max() < 1e-4
     finally:
         backend.close()
+
+
+def test_export_refuses_a_config_the_run_was_not_trained_with(tmp_path: Path) -> None:
+    _images(tmp_path / "train", 2, 48, 0)
+    cfg_dict = {
+        "scale": 2,
+        "model": {"name": "srcnn", "kwargs": {**TINY["srcnn"], "residual": True}},
+        "data": {"train_dirs": [str(tmp_path / "train")], "patch_size": 8, "batch_size": 2},
+        "schedule": {"steps": 1},
+        "threads": 1,
+    }
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg_dict))
+    train(load_config(run / "config.yaml"), run, progress=False)
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**cfg_dict, "model": {"name": "srcnn", "kwargs": {**TINY["srcnn"], "residual": False}}}))
+    with pytest.raises(InputError, match="trained with another model"):
+        export_run(load_config(other), other, run, tmp_path / "engines")
+    card = export_run(load_config(run / "config.yaml"), run / "config.yaml", run, tmp_path / "engines")
+    assert card.arch_kwargs["residual"] is True

@@ -112,6 +112,20 @@ def export_fp16(onnx_path: Path, sample: np.ndarray) -> tuple[Path, float]:
     return fp16_path, err
 
 
+def _check_trained_with(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse a config whose model differs from the one the run was trained with (``python -m train``
+    copies its config into the run): the weights would load into the wrong network and measure nonsense."""
+    trained_path = run_dir / "config.yaml"
+    if not trained_path.exists():
+        return
+    trained = load_config(trained_path)
+    if (trained.model, trained.scale) != (cfg.model, cfg.scale):
+        raise InputError(
+            f"{run_dir} was trained with another model or scale than this config ({trained_path} has "
+            f"{trained.model.name} x{trained.scale} {trained.model.kwargs}); export it with the config it was trained with"
+        )
+
+
 def export_run(
     cfg: TrainConfig,
     config_path: Path,
@@ -124,6 +138,7 @@ def export_run(
     weights = run_dir / WEIGHTS_NAME
     if not weights.exists():
         raise InputError(f"no trained weights at {weights} (has the run finished?)")
+    _check_trained_with(cfg, run_dir)
     model = make_model(cfg)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model, arch_kwargs = deploy_form(model.eval(), cfg.model.kwargs)
@@ -157,7 +172,7 @@ def export_run(
         "data": [Path(d).name for d in cfg.data.train_dirs],
         "config": config_rel,
         "config_sha256": file_sha256(config_path),
-        "steps": cfg.schedule.steps,
+        "steps": summary.get("steps", cfg.schedule.steps),
         "seed": cfg.seed,
         "wall_time_s": summary.get("wall_time_s"),
         "device": summary.get("device"),
