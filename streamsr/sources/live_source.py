@@ -196,8 +196,11 @@ class LiveSource:
 
     def _av_options(self) -> dict[str, str]:
         o = self.options
-        options = {"fflags": "nobuffer", "flags": "low_delay", "probesize": "500000", "analyzeduration": "1000000"}
+        options = {"flags": "low_delay", "probesize": "500000", "analyzeduration": "1000000"}
         if self.spec.lower().startswith(("rtsp://", "rtsps://")):
+            # Do not keep the packets read while probing: start with the newest. Not for HTTP,
+            # where it discards everything probed (a short stream then yields no frame at all).
+            options["fflags"] = "nobuffer"
             options["rtsp_transport"] = o.transport
             options["timeout"] = str(int(o.read_timeout_s * 1e6))  # socket I/O timeout, microseconds
         elif self.spec.lower().startswith(("http://", "https://")):
