@@ -108,10 +108,11 @@ def test_export_run_repsr_deployed_card_and_fp16(tmp_path: Path) -> None:
 
 def test_export_refuses_a_config_the_run_was_not_trained_with(tmp_path: Path) -> None:
     _images(tmp_path / "train", 2, 48, 0)
+    _images(tmp_path / "val", 1, 40, 1)
     cfg_dict = {
         "scale": 2,
         "model": {"name": "srcnn", "kwargs": {**TINY["srcnn"], "residual": True}},
-        "data": {"train_dirs": [str(tmp_path / "train")], "patch_size": 8, "batch_size": 2},
+        "data": {"train_dirs": [str(tmp_path / "train")], "val_dir": str(tmp_path / "val"), "patch_size": 8, "batch_size": 2},
         "schedule": {"steps": 1},
         "threads": 1,
     }
