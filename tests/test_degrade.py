@@ -9,6 +9,7 @@ import pytest
 
 from streamsr.errors import ConfigError
 from train.config import CCTVConfig, config_from_dict
+from streamsr.evaluate import image_files
 from train.data import PatchSampler
 from train.degrade import CCTVDegradation, add_noise, compress, gaussian_blur, h264, jpeg
 
@@ -89,8 +90,8 @@ def test_sampler_with_cctv_degradation(tmp_path: Path) -> None:
     folder.mkdir()
     for i in range(2):
         cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(_plane(60, 72, seed=i), cv2.COLOR_GRAY2BGR))
-    clean = PatchSampler([folder], 2, 12)
-    dirty = PatchSampler([folder], 2, 12, CCTVDegradation(STRONG))
+    clean = PatchSampler(image_files(folder), 2, 12)
+    dirty = PatchSampler(image_files(folder), 2, 12, CCTVDegradation(STRONG))
     lr_c, hr_c = clean.sample(8, np.random.default_rng(4))
     lr_d, hr_d = dirty.sample(8, np.random.default_rng(4))
     assert lr_d.shape == lr_c.shape == (8, 1, 12, 12) and lr_d.dtype == np.float32

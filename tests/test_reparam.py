@@ -15,9 +15,9 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
             p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.1)
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_collapsed_matches_branches_float64(scale: int) -> None:
-    model = build_model("repsr", scale, features=8, blocks=2, expansion=3).double().eval()
+@pytest.mark.parametrize("scale,expansion", [(2, 3), (3, 3), (4, 3), (2, 0)])
+def test_collapsed_matches_branches_float64(scale: int, expansion: int) -> None:
+    model = build_model("repsr", scale, features=8, blocks=2, expansion=expansion).double().eval()
     _randomise(model, scale)  # non-trivial biases, PReLU slopes and branches
     x = torch.rand(2, 1, 11, 13, dtype=torch.float64)
     with torch.no_grad():

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": cfg.seed,
             "wall_time_s": round(res.elapsed_s, 1),
             "device": res.device,
-            "threads": args.threads or cfg.threads,
+            "threads": res.threads,
+            "precision": res.precision,
             "val_psnr": res.val_psnr,
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -25,9 +25,16 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     train_dirs: tuple[str, ...] = ("../shared/data/train/T91", "../shared/data/train/BSDS200")
-    val_dir: str | None = "../shared/data/eval/Set5"
+    # Validation images. Never the reported test sets (Set5, Set14): ``holdout`` takes every
+    # n-th image of ``train_dirs`` out of training and validates on those; ``val_dir`` adds a
+    # folder of images that training never reads.
+    val_dir: str | None = None
+    holdout: int = 0  # how many training images are held out for validation
     patch_size: int = 17  # low-resolution patch side; the HR patch is patch_size * scale
     batch_size: int = 64
+    # LR pixels of each patch's border left out of the loss: those outputs see the conv's zero
+    # padding, which interior pixels of a real image never see.
+    loss_border: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,12 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     seed: int = 0
-    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    threads: int | None = None  # torch.set_num_threads; None: every core this process may use
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: bf16 autocast (fp32 master weights) where the hardware computes bf16 natively
+    # (CUDA, or a CPU with AVX512-BF16/AMX), fp32 elsewhere: emulated bf16 is 12-16x slower.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    init_from: str | None = None  # weights or checkpoint whose matching tensors start the model
     log_every: int = 100
     val_every: int = 1000
     ckpt_every: int = 1000
@@ -148,6 +159,10 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"config.scale: expected 2, 3, 4 or 8, got {cfg.scale}")
     if cfg.schedule.steps <= 0 or cfg.data.batch_size <= 0 or cfg.data.patch_size < 4:
         raise ConfigError("config: steps and batch_size must be positive, patch_size >= 4")
+    if not 0 <= 2 * cfg.data.loss_border < cfg.data.patch_size:
+        raise ConfigError("config.data.loss_border: expected 0 <= 2 * loss_border < patch_size")
+    if cfg.data.holdout < 0:
+        raise ConfigError("config.data.holdout: expected >= 0")
     return cfg
 
 

@@ -44,12 +44,25 @@ def make_pair(img: np.ndarray, scale: int) -> Pair:
     )
 
 
+def split_holdout(dirs: list[str | Path], holdout: int) -> tuple[list[Path], list[Path]]:
+    """``(train, held_out)`` image files of ``dirs``: ``holdout`` files evenly spaced in sorted order.
+
+    The choice depends only on the file names, so every run and every resume holds out the
+    same images.
+    """
+    files = [f for d in dirs for f in image_files(d)]
+    if holdout >= len(files):
+        raise InputError(f"data.holdout {holdout}: only {len(files)} training images")
+    picked = {int((i + 0.5) * len(files) / holdout) for i in range(holdout)} if holdout else set()
+    return [f for i, f in enumerate(files) if i not in picked], [f for i, f in enumerate(files) if i in picked]
+
+
 class PatchSampler:
     """Random aligned (LR, HR) patches with the 8 flips/rotations, from images in memory."""
 
     def __init__(
         self,
-        dirs: list[str | Path],
+        files: list[Path],
         scale: int,
         patch_size: int,
         degradation: CCTVDegradation | None = None,
@@ -58,13 +71,12 @@ class PatchSampler:
         self.patch = patch_size
         self.degradation = degradation
         self.pairs: list[Pair] = []
-        for d in dirs:
-            for path in image_files(d):
-                pair = make_pair(read_image(path), scale)
-                if min(pair.lr.shape) >= patch_size:
-                    self.pairs.append(pair)
-                else:
-                    log.warning("skipping %s: smaller than a %d px LR patch", path, patch_size)
+        for path in files:
+            pair = make_pair(read_image(path), scale)
+            if min(pair.lr.shape) >= patch_size:
+                self.pairs.append(pair)
+            else:
+                log.warning("skipping %s: smaller than a %d px LR patch", path, patch_size)
         if not self.pairs:
             raise InputError(f"no training image is large enough for x{scale} patches of {patch_size}")
         # Sample images in proportion to how many patch positions they hold.

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from streamsr.errors import ConfigError, InputError
-from streamsr.evaluate import EvalImage, evaluate_images, load_dataset
+from streamsr.evaluate import EvalImage, evaluate_images, load_dataset, prepare, read_image
 from streamsr.models import build_model
 from train.config import TrainConfig, resolve_path
-from train.data import PatchSampler
+from train.data import PatchSampler, split_holdout
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class TrainResult:
     val_psnr: float | None = None
     elapsed_s: float = 0.0
     device: str = "cpu"
+    threads: int = 1
+    precision: str = "fp32"
 
 
 def pick_device(kind: str) -> torch.device:
@@ -44,6 +46,31 @@ def pick_device(kind: str) -> torch.device:
             raise ConfigError("device: cuda was asked but torch sees no CUDA device")
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 arithmetic is native here (emulated bf16 on a CPU is 12-16x slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:  # oneDNN's own check: AVX512-BF16 or AMX
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_precision(kind: str, device: torch.device) -> str:
+    if kind == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if kind == "bf16" and not native_bf16(device):
+        log.warning("precision bf16: this %s has no native bf16, so it is emulated (much slower than fp32)", device.type)
+    return kind
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -59,6 +86,26 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def make_model(cfg: TrainConfig) -> nn.Module:
     return build_model(cfg.model.name, cfg.scale, **cfg.model.kwargs)
+
+
+def init_model(model: nn.Module, path: Path) -> None:
+    """Copy every tensor of ``path`` (weights or a checkpoint) whose name and shape match ``model``.
+
+    x3 and x4 models start from the x2 model's body this way; the upsampling layer, whose
+    shape depends on the scale, keeps its fresh initialisation.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ConfigError(f"init_from {path}: no tensor matches the model")
+    model.load_state_dict(matched, strict=False)
+    log.info("initialised %d of %d tensors from %s", len(matched), len(own), path)
+
+
+def border_crop(t: torch.Tensor, border: int) -> torch.Tensor:
+    return t[..., border:-border, border:-border] if border else t
 
 
 def validate(model: nn.Module, images: list[EvalImage], scale: int, device: torch.device) -> tuple[float, float]:
@@ -104,13 +151,17 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_threads = threads or cfg.threads
-    if n_threads:
-        torch.set_num_threads(n_threads)
+    n_threads = threads or cfg.threads or available_cores()
+    torch.set_num_threads(n_threads)
     device = pick_device(cfg.device)
+    precision = pick_precision(cfg.precision, device)
+    log.info("device %s, %d threads, precision %s", device, n_threads, precision)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = make_model(cfg).to(device)
+    model = make_model(cfg)
+    if cfg.init_from and not resume:
+        init_model(model, resolve_path(cfg.init_from))
+    model = model.to(device)
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
     )
@@ -132,10 +183,14 @@ def train(
         from train.degrade import CCTVDegradation
 
         degradation = CCTVDegradation(cfg.cctv)
-    sampler = PatchSampler(
-        [resolve_path(d) for d in cfg.data.train_dirs], cfg.scale, cfg.data.patch_size, degradation
-    )
-    val_images = load_dataset(resolve_path(cfg.data.val_dir), cfg.scale) if cfg.data.val_dir else []
+    train_files, held_out = split_holdout([resolve_path(d) for d in cfg.data.train_dirs], cfg.data.holdout)
+    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation)
+    val_images = [prepare(read_image(f), cfg.scale, f.name) for f in held_out]
+    if cfg.data.val_dir:
+        val_images += load_dataset(resolve_path(cfg.data.val_dir), cfg.scale)
+    if held_out:
+        log.info("validating on %d held-out images: %s", len(held_out), ", ".join(f.name for f in held_out))
+    border = cfg.data.loss_border
     samples_per_epoch = sum(p.lr.size for p in sampler.pairs) / cfg.data.patch_size**2
     loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
 
@@ -162,7 +217,7 @@ def train(
         _atomic_save(state, ckpt_path)
 
     end = cfg.schedule.steps if stop_after is None else min(stop_after, cfg.schedule.steps)
-    result = TrainResult(step=step, device=str(device))
+    result = TrainResult(step=step, device=str(device), threads=n_threads, precision=precision)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -179,7 +234,9 @@ def train(
             lr_np, hr_np = sampler.sample(cfg.data.batch_size, rng)
             x = torch.from_numpy(lr_np).to(device)
             y = torch.from_numpy(hr_np).to(device)
-            loss = loss_fn(model(x), y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                pred = model(x)
+            loss = loss_fn(border_crop(pred.float(), border * cfg.scale), border_crop(y, border * cfg.scale))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
