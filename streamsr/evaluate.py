@@ -5,6 +5,10 @@ multiple of the scale, the LR image is MATLAB-bicubic ``imresize(hr, 1/s)`` of t
 saved as ``uint8``; the bicubic baseline is ``imresize(lr, s)``, also ``uint8``. Everything is
 compared on Y of BT.601 (rounded to ``uint8`` like MATLAB's ``rgb2ycbcr``) with ``s`` pixels of
 border cropped. A Y model gets Y(LR) / 255 and its output is rounded to ``uint8`` luma.
+
+``--lr-degrade`` adds rows where the LR image is compressed before the model sees it
+(:mod:`streamsr.lr_degrade`: JPEG, or an H.264/HEVC clip of LR crops). There the bicubic
+baseline is MATLAB bicubic of the *decoded* LR luma, the fair comparison for a Y model.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import cv2
 import numpy as np
 
 from streamsr.errors import InputError, ModelError, OutputError
+from streamsr.lr_degrade import LRDegradation, clip_offsets, encode_clip, jpeg_rgb
 from streamsr.metrics import image_to_y, modcrop, psnr, shave, ssim
 from streamsr.resize import imresize
 from streamsr.types import ModelCard
@@ -86,8 +91,35 @@ def prepare(img: np.ndarray, scale: int, name: str = "") -> EvalImage:
     )
 
 
-def load_dataset(folder: str | Path, scale: int) -> list[EvalImage]:
-    return [prepare(read_image(p), scale, p.name) for p in image_files(folder)]
+def _from_decoded(name: str, hr_y: np.ndarray, lr_y_u8: np.ndarray, scale: int) -> EvalImage:
+    lr = lr_y_u8.astype(np.float64)
+    return EvalImage(name, hr_y, (lr / 255.0).astype(np.float32), to_uint8(imresize(lr, scale)).astype(np.float64))
+
+
+def prepare_degraded(img: np.ndarray, scale: int, degradation: LRDegradation, name: str = "") -> list[EvalImage]:
+    """Test images with a compressed LR: one for JPEG, one per frame of a clip for H.264/HEVC."""
+    clean = prepare(img, scale, name)
+    if degradation.kind == "none":
+        return [clean]
+    lr_rgb = to_uint8(imresize(modcrop(img, scale), 1.0 / scale))
+    if degradation.kind == "jpeg":
+        decoded = image_to_y(jpeg_rgb(lr_rgb, degradation.strength))
+        return [_from_decoded(name, clean.hr_y, decoded, scale)]
+    offsets, (ch, cw) = clip_offsets(lr_rgb.shape[:2])
+    lr_y = image_to_y(lr_rgb).astype(np.uint8)
+    lumas = [lr_y[o : o + ch, o : o + cw] for o in offsets]
+    rgbs = [lr_rgb[o : o + ch, o : o + cw] for o in offsets]
+    decoded = encode_clip(lumas, rgbs, degradation.kind, degradation.strength)
+    return [
+        _from_decoded(f"{name}@{o}", clean.hr_y[o * scale : (o + ch) * scale, o * scale : (o + cw) * scale], d, scale)
+        for o, d in zip(offsets, decoded)
+    ]
+
+
+def load_dataset(folder: str | Path, scale: int, degradation: LRDegradation | None = None) -> list[EvalImage]:
+    if degradation is None or degradation.kind == "none":
+        return [prepare(read_image(p), scale, p.name) for p in image_files(folder)]
+    return [im for p in image_files(folder) for im in prepare_degraded(read_image(p), scale, degradation, p.name)]
 
 
 def score(sr_y: np.ndarray, hr_y: np.ndarray, scale: int) -> tuple[float, float]:
@@ -139,27 +171,54 @@ def onnx_upscaler(card: ModelCard, threads: int | None = None) -> Upscaler:
     return upscale
 
 
+def evaluate_models(
+    cards: list[ModelCard],
+    folders: list[str | Path],
+    scale: int,
+    degradations: list[LRDegradation] | None = None,
+    threads: int | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``results[dataset][degradation]``: bicubic and every model's PSNR/SSIM on the same input."""
+    upscalers = {card.name: onnx_upscaler(card, threads) for card in cards}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for folder in folders:
+        per_degradation = results.setdefault(Path(folder).name, {})
+        for deg in degradations or [LRDegradation()]:
+            images = load_dataset(folder, scale, deg)
+            base = evaluate_images(images, scale)
+            row: dict[str, Any] = {"images": len(images), "bicubic": {"psnr": base["bicubic_psnr"], "ssim": base["bicubic_ssim"]}}
+            for name, up in upscalers.items():
+                r = evaluate_images(images, scale, up)
+                row[name] = {"psnr": r["psnr"], "ssim": r["ssim"], "per_image": r["per_image"]}
+            per_degradation[str(deg)] = row
+            log.info("x%d %s %s: %s", scale, folder, deg, {k: round(v["psnr"], 2) for k, v in row.items() if k != "images"})
+    return results
+
+
 def evaluate_model(
     card: ModelCard | None, folders: list[str | Path], scale: int, threads: int | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per-dataset results (keyed by folder name); ``card=None`` measures bicubic alone."""
+    """Clean-protocol results per dataset (keyed by folder name); ``card=None`` measures bicubic alone."""
     upscale = onnx_upscaler(card, threads) if card is not None else None
     results = {}
     for folder in folders:
         images = load_dataset(folder, scale)
-        r = results[Path(folder).name] = evaluate_images(images, scale, upscale)
-        log.info(
-            "%s x%d on %s: bicubic %.2f dB, model %s dB",
-            card.name if card else "bicubic", scale, folder, r["bicubic_psnr"], f"{r['psnr']:.2f}" if "psnr" in r else "-",
-        )
+        results[Path(folder).name] = evaluate_images(images, scale, upscale)
     return results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="espcn", help="model name (espcn, espcn_x2), card path, or 'bicubic'")
+    parser.add_argument(
+        "--model", action="append", metavar="NAME",
+        help="model name (espcn, espcn_x2), card path, or 'bicubic'; repeat to compare (default espcn)",
+    )
     parser.add_argument("--scale", type=int, default=2, help="upscaling factor (default 2)")
     parser.add_argument(
         "--data", action="append", required=True, metavar="DIR", help="folder of HR images (repeatable)"
+    )
+    parser.add_argument(
+        "--lr-degrade", action="append", metavar="SPEC",
+        help="compress the LR first: none, jpeg:Q, h264:CRF or hevc:CRF (repeatable; default none)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -174,17 +233,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.scale < 1:
         raise InputError(f"--scale must be a positive integer, got {args.scale}")
-    card = None if args.model == "bicubic" else resolve_model(args.model, args.scale)
-    results = evaluate_model(card, args.data, args.scale, getattr(args, "threads", None))
-    name = card.name if card else "bicubic"
-    print(f"model {name}  x{args.scale}")
-    print(f"{'dataset':<12} {'images':>6}  {'bicubic PSNR/SSIM':>18}  {'model PSNR/SSIM':>18}")
-    for ds, r in results.items():
-        bic = f"{_fmt(r['bicubic_psnr'], 2)} / {_fmt(r['bicubic_ssim'], 4)}"
-        mod = f"{_fmt(r.get('psnr'), 2)} / {_fmt(r.get('ssim'), 4)}"
-        print(f"{ds:<12} {r['images']:>6}  {bic:>18}  {mod:>18}")
+    degradations = [LRDegradation.parse(d) for d in (args.lr_degrade or ["none"])]
+    names = args.model or ["espcn"]
+    cards = [resolve_model(m, args.scale) for m in names if m != "bicubic"]
+    results = evaluate_models(cards, args.data, args.scale, degradations, getattr(args, "threads", None))
+    columns = ["bicubic"] + [c.name for c in cards]
+    print(f"x{args.scale}: PSNR / SSIM on Y (DESIGN.md protocol); LR input as given")
+    print(f"{'dataset':<10} {'LR input':<10} " + " ".join(f"{c:>20}" for c in columns))
+    for ds, rows in results.items():
+        for deg, row in rows.items():
+            cells = [f"{_fmt(row[c]['psnr'], 2)} / {_fmt(row[c]['ssim'], 4)}" for c in columns]
+            print(f"{ds:<10} {deg:<10} " + " ".join(f"{c:>20}" for c in cells))
     if args.json:
-        payload = {"model": name, "scale": args.scale, "datasets": results}
+        payload = {"models": [c.name for c in cards], "scale": args.scale, "datasets": results}
         try:
             Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
         except OSError as e:

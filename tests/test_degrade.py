@@ -110,24 +110,3 @@ def test_config_selects_degradation() -> None:
         config_from_dict({"scale": 2, "degradation": "gan"})
     with pytest.raises(ConfigError):
         CCTVDegradation(CCTVConfig(jpeg_quality=(0, 50)))
-
-
-def test_eval_degraded_compares_models_on_the_same_compressed_input(tmp_path: Path) -> None:
-    from streamsr.evaluate import load_dataset
-    from train.eval_degraded import degrade_images, main, run
-
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    rgb = cv2.cvtColor(_plane(64, 80, seed=4), cv2.COLOR_GRAY2BGR)
-    cv2.imwrite(str(folder / "a.png"), rgb)
-    clean = load_dataset(folder, 2)
-    dirty = degrade_images(clean, 2, "jpeg:20")
-    assert np.array_equal(dirty[0].hr_y, clean[0].hr_y)
-    assert not np.array_equal(dirty[0].lr_y, clean[0].lr_y)
-    res = run(["espcn_x2"], 2, [str(folder)], ["none", "jpeg:20"], threads=1)["hr"]
-    assert set(res) == {"none", "jpeg:20"} and set(res["none"]) == {"bicubic", "espcn_x2"}
-    assert res["jpeg:20"]["bicubic"]["psnr"] < res["none"]["bicubic"]["psnr"]
-    assert res["jpeg:20"]["espcn_x2"]["psnr"] < res["none"]["espcn_x2"]["psnr"]
-    out = tmp_path / "r.json"
-    assert main(["--model", "espcn_x2", "--data", str(folder), "--lr-degrade", "h264:30", "--json", str(out), "--threads", "1"]) == 0
-    assert "h264:30" in out.read_text()

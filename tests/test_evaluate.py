@@ -59,8 +59,8 @@ def test_run_bicubic_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     text = capsys.readouterr().out
     assert "Tiny" in text and "bicubic" in text
     res = json.loads(out.read_text())
-    assert res["model"] == "bicubic" and res["datasets"]["Tiny"]["images"] == 3
-    assert 20 < res["datasets"]["Tiny"]["bicubic_psnr"] < 80
+    assert res["models"] == [] and res["datasets"]["Tiny"]["none"]["images"] == 3
+    assert 20 < res["datasets"]["Tiny"]["none"]["bicubic"]["psnr"] < 80
 
 
 def test_run_model_through_onnxruntime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +79,7 @@ def test_run_model_through_onnxruntime(tmp_path: Path, capsys: pytest.CaptureFix
     data = _images(tmp_path / "Tiny")
     out = tmp_path / "r.json"
     assert evaluate.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "2", "--data", str(data), "--json", str(out))) == 0
-    res = json.loads(out.read_text())["datasets"]["Tiny"]
+    res = json.loads(out.read_text())["datasets"]["Tiny"]["none"]["toy_x2"]
     assert np.isfinite(res["psnr"]) and set(res["per_image"]) == {"im0.png", "im1.png", "grey.png"}
     with pytest.raises(ModelError):
         evaluate.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "3", "--data", str(data)))
@@ -97,3 +97,65 @@ def test_bad_inputs_raise_streamsr_errors(tmp_path: Path) -> None:
         evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "bad")))
     with pytest.raises(ModelError):
         evaluate.run(_args("--model", "nosuchmodel", "--data", str(tmp_path / "bad")))
+
+
+def _textured(folder: Path, n: int = 2, size: int = 72) -> Path:
+    """Smooth random texture: compressible like a photo, so codecs behave as on real images."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for i in range(n):
+        small = rng.integers(0, 256, (size // 6, size // 6, 3)).astype(np.uint8)
+        cv2.imwrite(str(folder / f"t{i}.png"), cv2.resize(small, (size + 2 * i, size), interpolation=cv2.INTER_CUBIC))
+    return folder
+
+
+@pytest.mark.parametrize("spec", ["jpeg:20", "h264:40", "hevc:40"])
+def test_compressed_lr_keeps_hr_and_hurts_bicubic(tmp_path: Path, spec: str) -> None:
+    from streamsr.lr_degrade import CLIP_FRAMES, LRDegradation
+
+    data = _textured(tmp_path / "T")
+    clean = evaluate.load_dataset(data, 2)
+    dirty = evaluate.load_dataset(data, 2, LRDegradation.parse(spec))
+    clip = not spec.startswith("jpeg")
+    assert len(dirty) == (2 * CLIP_FRAMES if clip else 2)
+    for im in dirty:  # every LR (frame) stays aligned with its HR crop
+        assert im.hr_y.shape == (im.lr_y.shape[0] * 2, im.lr_y.shape[1] * 2)
+    if clip:  # the first frame's HR is the top-left crop of the clean HR, the last one moves by 2 * 7
+        first, last = dirty[0], dirty[CLIP_FRAMES - 1]
+        h, w = first.hr_y.shape
+        assert np.array_equal(first.hr_y, clean[0].hr_y[:h, :w])
+        assert np.array_equal(last.hr_y, clean[0].hr_y[14 : 14 + h, 14 : 14 + w])
+    else:
+        assert np.array_equal(dirty[0].hr_y, clean[0].hr_y)
+    assert evaluate.evaluate_images(dirty, 2)["bicubic_psnr"] < evaluate.evaluate_images(clean, 2)["bicubic_psnr"] - 0.3
+
+
+def test_lossless_clip_reproduces_the_protocol_luma(tmp_path: Path) -> None:
+    from streamsr.lr_degrade import LRDegradation
+
+    data = _textured(tmp_path / "T", n=1)
+    clean = evaluate.load_dataset(data, 2)[0]
+    frames = evaluate.load_dataset(data, 2, LRDegradation.parse("h264:0"))  # CRF 0: lossless
+    h, w = frames[0].lr_y.shape
+    assert np.array_equal(frames[0].lr_y, clean.lr_y[:h, :w])
+    assert np.array_equal(frames[3].lr_y, clean.lr_y[3 : 3 + h, 3 : 3 + w])
+
+
+def test_degradation_specs() -> None:
+    from streamsr.errors import ConfigError
+    from streamsr.lr_degrade import LRDegradation
+
+    assert str(LRDegradation.parse("JPEG:40")) == "jpeg:40" and str(LRDegradation.parse("none")) == "none"
+    for bad in ("jpeg", "jpeg:0", "h264:60", "h264:x", "gif:3"):
+        with pytest.raises(ConfigError):
+            LRDegradation.parse(bad)
+
+
+def test_run_compares_models_on_compressed_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _textured(tmp_path / "T")
+    out = tmp_path / "r.json"
+    argv = ("--model", "bicubic", "--data", str(data), "--lr-degrade", "none", "--lr-degrade", "jpeg:30", "--json", str(out))
+    assert evaluate.run(_args(*argv)) == 0
+    assert "jpeg:30" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["datasets"]["T"]
+    assert rows["jpeg:30"]["bicubic"]["psnr"] < rows["none"]["bicubic"]["psnr"]
