@@ -11,7 +11,7 @@ from streamsr.errors import ConfigError
 from train.config import CCTVConfig, config_from_dict
 from streamsr.evaluate import image_files
 from train.data import PatchSampler
-from train.degrade import CCTVDegradation, add_noise, compress, gaussian_blur, h264, jpeg
+from train.degrade import CCTVDegradation, Draw, add_noise, gaussian_blur, jpeg, video
 
 
 def _plane(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
@@ -70,19 +70,36 @@ def test_stages() -> None:
         jpeg(img, 0)
 
 
-def test_h264_round_trip_and_compress_specs() -> None:
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_video_round_trip_of_a_p_frame(codec: str) -> None:
     img = _plane(37, 45, seed=3)  # odd sizes: padded for 4:2:0, cropped back
-    hi = h264(img, 12)
-    lo = h264(img, 40)
+    hi = video(img, codec, 12, frames=4, motion=(1, -2))
+    lo = video(img, codec, 45, frames=4, motion=(1, -2))
     assert hi.shape == img.shape and hi.dtype == np.uint8
     e_hi = np.abs(hi.astype(np.float64) - img).mean()
     e_lo = np.abs(lo.astype(np.float64) - img).mean()
     assert e_hi < e_lo and e_hi < 3.0
-    assert np.array_equal(compress(img, "none"), img)
-    assert np.array_equal(compress(img, "jpeg:30"), jpeg(img, 30))
-    for bad in ("jpeg", "png:3", "h264:x"):
-        with pytest.raises(ConfigError):
-            compress(img, bad)
+    # the kept frame is the image itself, not a shifted copy
+    shifted = np.roll(img, 2, axis=1).astype(np.float64)
+    assert e_hi < np.abs(shifted - img).mean() / 2
+    with pytest.raises(ConfigError):
+        video(img, "vp9", 30)
+
+
+def test_draw_mixes_codecs_in_their_proportions() -> None:
+    cfg = CCTVConfig(jpeg_prob=0.2, h264_prob=0.5, hevc_prob=0.1, clip_frames=(1, 3), motion=1)
+    deg = CCTVDegradation(cfg)
+    rng = np.random.default_rng(0)
+    draws = [deg.draw(rng) for _ in range(4000)]
+    share = {k: sum(d.codec == k for d in draws) / len(draws) for k in ("jpeg", "h264", "hevc", None)}
+    assert share["jpeg"] == pytest.approx(0.2, abs=0.03) and share["h264"] == pytest.approx(0.5, abs=0.03)
+    assert share["hevc"] == pytest.approx(0.1, abs=0.02) and share[None] == pytest.approx(0.2, abs=0.03)
+    assert all(22 <= d.quality <= 40 for d in draws if d.codec in ("h264", "hevc"))
+    assert {d.frames for d in draws} == {1, 2, 3} and {d.motion[0] for d in draws} == {-1, 0, 1}
+    with pytest.raises(ConfigError):
+        CCTVDegradation(CCTVConfig(jpeg_prob=0.6, h264_prob=0.6))
+    out = deg.apply(_plane(seed=5), rng, Draw(codec="h264", quality=35, frames=3, motion=(1, 1)))
+    assert out.shape == (48, 64) and out.dtype == np.uint8
 
 
 def test_sampler_with_cctv_degradation(tmp_path: Path) -> None:
@@ -98,8 +115,28 @@ def test_sampler_with_cctv_degradation(tmp_path: Path) -> None:
     assert np.array_equal(hr_c, hr_d)  # same positions and flips; the targets stay clean
     assert 0.0 <= lr_d.min() and lr_d.max() <= 1.0
     assert np.abs(lr_d - lr_c).mean() > 0.004
-    again, _ = dirty.sample(8, np.random.default_rng(4))
-    assert np.array_equal(again, lr_d)
+    twin = PatchSampler(image_files(folder), 2, 12, CCTVDegradation(STRONG))
+    again, _ = twin.sample(8, np.random.default_rng(4))
+    assert np.array_equal(again, lr_d)  # seeded
+
+
+def test_sampler_puts_the_jpeg_grid_at_every_offset(tmp_path: Path) -> None:
+    """Whole images are compressed, so patches cut the 8x8 grid at every phase (not always 0)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(_plane(200, 200, seed=7), cv2.COLOR_GRAY2BGR))
+    only_jpeg = CCTVConfig(blur_prob=0.0, noise_prob=0.0, jpeg_prob=1.0, jpeg_quality=(20, 20))
+    sampler = PatchSampler(image_files(folder), 2, 16, CCTVDegradation(only_jpeg))
+    rng = np.random.default_rng(0)
+    sampler.sample(1, rng)
+    degraded = sampler.degraded[0]
+    # blockiness: the jump across an 8-px grid line is larger than inside a block
+    cols = np.abs(np.diff(degraded.astype(np.float64), axis=1)).mean(axis=0)
+    phase = int(np.argmax([cols[k::8].mean() for k in range(8)]))
+    assert phase == 7  # the grid of the whole image: lines between columns 7|8, 15|16, ...
+    # patches are cut from that image at any x, so their grid phase is x % 8, not always 0
+    lr, _ = sampler.sample(64, rng)
+    assert lr.shape == (64, 1, 16, 16)
 
 
 def test_config_selects_degradation() -> None:

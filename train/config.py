@@ -55,9 +55,11 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class CCTVConfig:
-    """Ranges of the CCTV degradation (train/degrade.py), applied to the LR luma patch.
+    """Ranges of the CCTV degradation (train/degrade.py), applied to whole LR luma images.
 
     Each stage runs with its probability; its strength is drawn uniformly from the range.
+    At most one codec per image: JPEG, H.264 or HEVC with the given probabilities (their sum
+    at most 1; the rest stays uncompressed).
     """
 
     blur_prob: float = 0.5
@@ -67,7 +69,12 @@ class CCTVConfig:
     poisson_prob: float = 0.2  # of the noisy samples, how many get signal-dependent noise
     jpeg_prob: float = 0.8
     jpeg_quality: tuple[int, int] = (25, 90)  # cv2.imencode quality
-    margin: int = 8  # LR pixels degraded around the patch (blur support, random JPEG grid)
+    h264_prob: float = 0.0
+    hevc_prob: float = 0.0
+    crf: tuple[int, int] = (22, 40)  # libx264 / libx265 CRF
+    clip_frames: tuple[int, int] = (1, 6)  # frames of the clip; 1: the kept frame is an I-frame
+    motion: int = 2  # largest pan per frame, LR pixels, in y and in x
+    refresh: int = 1  # images degraded anew per training step (the rest keep their last draw)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
-"""CCTV degradations of low-resolution luma: blur, sensor noise, JPEG or H.264 compression.
+"""CCTV degradations of low-resolution luma: blur, sensor noise, then JPEG, H.264 or HEVC.
 
 Real surveillance footage is soft, noisy and compressed; a model trained only on clean
 bicubic LR sharpens the block artifacts. :class:`CCTVDegradation` draws a random strength for
-each stage from the config's ranges and applies, in camera order, to a uint8-scale LR plane:
+each stage from the config's ranges and applies them, in camera order, to a whole LR image
+(uint8 scale):
 
 1. Gaussian blur (random sigma, in LR pixels): optics, focus, motion;
 2. sensor noise: Gaussian (random sigma on the 0..255 scale), sometimes signal-dependent
    (Poisson-like: variance proportional to the level), then rounding to uint8;
-3. JPEG at a random quality (``cv2.imencode`` of the grey plane: the same 8x8 DCT and
-   quantisation that an H.264 intra frame's luma sees).
+3. one codec, drawn with the config's probabilities (or none):
+   * JPEG at a random quality (``cv2.imencode`` of the grey plane: the 8x8 DCT and
+     quantisation that a video intra frame's luma also sees);
+   * H.264 (libx264) or HEVC (libx265) at a random CRF, on a short clip that pans towards
+     the image with a random motion of up to ``motion`` px per frame, so the kept last frame
+     is a P-frame predicted from moved pictures (a clip of one frame is an I-frame).
+     ``veryfast``, zero latency (no B-frames), one thread: what camera encoders do.
 
-The training sampler degrades a margin around each patch and crops the centre, so blur has
-its support and the 8x8 grid falls at a random offset. :func:`h264` (PyAV, libx264 at a given
-CRF) is here for evaluation and for users; it is too slow per training patch.
+The training sampler (:mod:`train.data`) degrades whole images and cuts patches anywhere
+in them, so the codec's block grid falls at every offset of a patch.
 
 Everything takes a ``numpy.random.Generator``, so a seed gives the same output.
 """
@@ -26,6 +31,8 @@ import numpy as np
 
 from streamsr.errors import ConfigError
 from train.config import CCTVConfig
+
+ENCODERS = {"h264": "libx264", "hevc": "libx265"}
 
 
 def to_u8(img: np.ndarray) -> np.ndarray:
@@ -62,61 +69,66 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
-def h264(img: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
-    """H.264 (libx264, one intra frame, yuv420p with flat chroma) round trip of a grey plane."""
+def video(img: np.ndarray, codec: str, crf: int, frames: int = 1, motion: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``img`` as the last frame of a ``frames``-long clip panning by ``motion`` (dy, dx) per frame.
+
+    The earlier frames are the image shifted by whole multiples of the motion (edges
+    reflected), so the kept frame is predicted from moved content. Grey planes, neutral chroma.
+    """
     import av
 
+    if codec not in ENCODERS:
+        raise ConfigError(f"unknown video codec {codec!r}: expected one of {sorted(ENCODERS)}")
     plane = to_u8(img)
     h, w = plane.shape
     ph, pw = h + (h & 1), w + (w & 1)  # 4:2:0 needs even sizes
-    padded = np.pad(plane, ((0, ph - h), (0, pw - w)), mode="edge")
-    codec = av.CodecContext.create("libx264", "w")
-    codec.width, codec.height, codec.pix_fmt = pw, ph, "yuv420p"
-    codec.time_base = Fraction(1, 25)
-    codec.options = {"crf": str(int(crf)), "preset": preset, "tune": "zerolatency"}
-    yuv = np.concatenate([padded, np.full((ph // 2, pw), 128, np.uint8)], axis=0)
-    frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-    frame.pts = 0
-    packets = list(codec.encode(frame)) + list(codec.encode(None))
-    decoder = av.CodecContext.create("h264", "r")
+    reach = (frames - 1) * max(abs(motion[0]), abs(motion[1]))
+    padded = np.pad(plane, ((reach, reach + ph - h), (reach, reach + pw - w)), mode="reflect")
+    enc = av.CodecContext.create(ENCODERS[codec], "w")
+    enc.width, enc.height, enc.pix_fmt = pw, ph, "yuv420p"
+    enc.time_base = Fraction(1, 25)
+    enc.thread_count = 1
+    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
+    if codec == "hevc":
+        enc.options = {**enc.options, "x265-params": "log-level=error:pools=none:frame-threads=1"}
+    chroma = np.full((ph // 2, pw), 128, np.uint8)
+    packets = []
+    for t in range(frames):
+        back = frames - 1 - t  # frames still to go: the last frame sits at the image itself
+        y0, x0 = reach - back * motion[0], reach - back * motion[1]
+        frame = av.VideoFrame.from_ndarray(np.concatenate([padded[y0 : y0 + ph, x0 : x0 + pw], chroma]), format="yuv420p")
+        frame.pts = t
+        packets += enc.encode(frame)
+    packets += enc.encode(None)
+    dec = av.CodecContext.create(codec, "r")
     decoded = []
     for packet in packets:
-        decoded += decoder.decode(packet)
-    decoded += decoder.decode(None)
-    if not decoded:  # pragma: no cover - libx264 always emits the frame after the flush
-        raise ValueError("H.264 round trip produced no frame")
-    out = decoded[0].reformat(format="yuv420p").to_ndarray()  # Y plane first, no range conversion
-    return np.ascontiguousarray(out[:h, :w])
-
-
-def compress(img: np.ndarray, spec: str) -> np.ndarray:
-    """``jpeg:Q`` or ``h264:CRF`` (or ``none``) applied to a grey uint8 plane."""
-    if spec in ("", "none"):
-        return to_u8(img)
-    kind, _, value = spec.partition(":")
-    try:
-        strength = int(value)
-    except ValueError:
-        raise ConfigError(f"bad degradation {spec!r}: expected jpeg:Q or h264:CRF") from None
-    if kind == "jpeg":
-        return jpeg(img, strength)
-    if kind == "h264":
-        return h264(img, strength)
-    raise ConfigError(f"bad degradation {spec!r}: expected jpeg:Q or h264:CRF")
+        decoded += dec.decode(packet)
+    decoded += dec.decode(None)
+    if len(decoded) != frames:  # pragma: no cover - the encoders emit every frame after the flush
+        raise ValueError(f"{codec} round trip gave {len(decoded)} of {frames} frames")
+    return np.ascontiguousarray(decoded[-1].to_ndarray(format="yuv420p")[:h, :w])
 
 
 @dataclass(frozen=True)
 class Draw:
-    """The strengths drawn for one sample (0 / None: stage skipped)."""
+    """The strengths drawn for one image (0 / None: stage skipped)."""
 
     blur_sigma: float = 0.0
     noise_sigma: float = 0.0
     poisson: bool = False
-    jpeg_quality: int | None = None
+    codec: str | None = None  # "jpeg", "h264", "hevc"
+    quality: int = 100  # JPEG quality, or CRF for the video codecs
+    frames: int = 1
+    motion: tuple[int, int] = (0, 0)
+
+
+def _uniform(lo: float, hi: float, u: float) -> float:
+    return lo + u * (hi - lo)
 
 
 class CCTVDegradation:
-    """Random blur -> noise -> JPEG on a uint8-scale LR plane, with ranges from :class:`CCTVConfig`.
+    """Random blur -> noise -> codec on a uint8-scale LR plane, with ranges from :class:`CCTVConfig`.
 
     ``strength`` scales every drawn strength (0: identity up to uint8 rounding, 1: the config).
     """
@@ -124,28 +136,41 @@ class CCTVDegradation:
     def __init__(self, cfg: CCTVConfig | None = None, strength: float = 1.0) -> None:
         self.cfg = cfg or CCTVConfig()
         self.strength = float(strength)
-        lo, hi = self.cfg.jpeg_quality
-        if not (1 <= lo <= hi <= 100):
-            raise ConfigError(f"cctv.jpeg_quality: expected 1 <= lo <= hi <= 100, got {self.cfg.jpeg_quality}")
+        c = self.cfg
+        if not (1 <= c.jpeg_quality[0] <= c.jpeg_quality[1] <= 100):
+            raise ConfigError(f"cctv.jpeg_quality: expected 1 <= lo <= hi <= 100, got {c.jpeg_quality}")
+        if not (0 <= c.crf[0] <= c.crf[1] <= 51):
+            raise ConfigError(f"cctv.crf: expected 0 <= lo <= hi <= 51, got {c.crf}")
+        if min(c.jpeg_prob, c.h264_prob, c.hevc_prob) < 0 or c.jpeg_prob + c.h264_prob + c.hevc_prob > 1.0 + 1e-9:
+            raise ConfigError("cctv: jpeg_prob + h264_prob + hevc_prob must be within 0..1")
+        if not 1 <= c.clip_frames[0] <= c.clip_frames[1]:
+            raise ConfigError(f"cctv.clip_frames: expected 1 <= lo <= hi, got {c.clip_frames}")
 
     def draw(self, rng: np.random.Generator) -> Draw:
         c, s = self.cfg, self.strength
         # Always consume the same number of random values, so a seed stays a seed.
-        u = rng.random(7)
-        blur = c.blur_sigma[0] + u[1] * (c.blur_sigma[1] - c.blur_sigma[0]) if u[0] < c.blur_prob else 0.0
-        noise = c.noise_sigma[0] + u[3] * (c.noise_sigma[1] - c.noise_sigma[0]) if u[2] < c.noise_prob else 0.0
+        u = rng.random(10)
+        blur = _uniform(*c.blur_sigma, u[1]) if u[0] < c.blur_prob else 0.0
+        noise = _uniform(*c.noise_sigma, u[3]) if u[2] < c.noise_prob else 0.0
         poisson = bool(u[4] < c.poisson_prob)
-        quality = None
-        if u[5] < c.jpeg_prob and s > 0:
-            q = c.jpeg_quality[0] + u[6] * (c.jpeg_quality[1] - c.jpeg_quality[0])
-            quality = int(round(100 - s * (100 - q)))  # strength 0 -> q=100, 1 -> q
-        return Draw(blur * s, noise * s, poisson, quality)
+        codec, quality = None, 100
+        if s > 0 and u[5] < c.jpeg_prob:
+            codec = "jpeg"
+            quality = int(round(100 - s * (100 - _uniform(*c.jpeg_quality, u[6]))))  # strength 0 -> q=100
+        elif s > 0 and u[5] < c.jpeg_prob + c.h264_prob + c.hevc_prob:
+            codec = "h264" if u[5] < c.jpeg_prob + c.h264_prob else "hevc"
+            quality = int(round(s * _uniform(*c.crf, u[6])))  # strength 0 -> CRF 0 (lossless)
+        frames = int(c.clip_frames[0] + int(u[7] * (c.clip_frames[1] - c.clip_frames[0] + 1)))
+        motion = (int(u[8] * (2 * c.motion + 1)) - c.motion, int(u[9] * (2 * c.motion + 1)) - c.motion)
+        return Draw(blur * s, noise * s, poisson, codec, quality, frames, motion)
 
     def apply(self, img: np.ndarray, rng: np.random.Generator, draw: Draw | None = None) -> np.ndarray:
         """Degrade a 2-D uint8-scale plane (uint8 or float); returns uint8 of the same shape."""
         d = draw or self.draw(rng)
         out = gaussian_blur(img, d.blur_sigma)
         out = add_noise(out, d.noise_sigma, rng, d.poisson)
-        if d.jpeg_quality is not None and d.jpeg_quality < 100:
-            return jpeg(out, d.jpeg_quality)
+        if d.codec == "jpeg" and d.quality < 100:
+            return jpeg(out, d.quality)
+        if d.codec in ENCODERS:
+            return video(out, d.codec, d.quality, d.frames, d.motion)
         return to_u8(out)
