@@ -30,6 +30,7 @@ class DataConfig:
     # folder of images that training never reads.
     val_dir: str | None = None
     holdout: int = 0  # how many training images are held out for validation
+    val_lr_degrade: str = "none"  # validate on compressed LR: jpeg:Q, h264:CRF (streamsr.lr_degrade)
     patch_size: int = 17  # low-resolution patch side; the HR patch is patch_size * scale
     batch_size: int = 64
     # LR pixels of each patch's border left out of the loss: those outputs see the conv's zero

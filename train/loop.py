@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from streamsr.errors import ConfigError, InputError
-from streamsr.evaluate import EvalImage, evaluate_images, load_dataset, prepare, read_image
+from streamsr.evaluate import EvalImage, evaluate_images, load_dataset, prepare_degraded, read_image
+from streamsr.lr_degrade import LRDegradation
 from streamsr.models import build_model
 from train.config import TrainConfig, resolve_path
 from train.data import PatchSampler, split_holdout
@@ -185,9 +186,10 @@ def train(
         degradation = CCTVDegradation(cfg.cctv)
     train_files, held_out = split_holdout([resolve_path(d) for d in cfg.data.train_dirs], cfg.data.holdout)
     sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation)
-    val_images = [prepare(read_image(f), cfg.scale, f.name) for f in held_out]
+    val_degrade = LRDegradation.parse(cfg.data.val_lr_degrade)
+    val_images = [im for f in held_out for im in prepare_degraded(read_image(f), cfg.scale, val_degrade, f.name)]
     if cfg.data.val_dir:
-        val_images += load_dataset(resolve_path(cfg.data.val_dir), cfg.scale)
+        val_images += load_dataset(resolve_path(cfg.data.val_dir), cfg.scale, val_degrade)
     if held_out:
         log.info("validating on %d held-out images: %s", len(held_out), ", ".join(f.name for f in held_out))
     border = cfg.data.loss_border
