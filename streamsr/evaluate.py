@@ -116,6 +116,16 @@ def prepare_degraded(img: np.ndarray, scale: int, degradation: LRDegradation, na
     ]
 
 
+CHECK_IMAGE = "streamsr.synthetic.scene_frames(192, 144, 1, seed=7)"
+
+
+def check_image(scale: int) -> EvalImage:
+    """The small image every card's ``selfcheck`` PSNR is measured on: made by code, no file."""
+    from streamsr.synthetic import scene_frames
+
+    return prepare(next(scene_frames(192, 144, 1, seed=7)), scale, "selfcheck")
+
+
 def load_dataset(folder: str | Path, scale: int, degradation: LRDegradation | None = None) -> list[EvalImage]:
     if degradation is None or degradation.kind == "none":
         return [prepare(read_image(p), scale, p.name) for p in image_files(folder)]

@@ -30,11 +30,13 @@ import torch
 from torch import nn
 
 from streamsr.errors import InputError, ModelError, StreamSRError
-from streamsr.evaluate import evaluate_model, image_files, prepare, read_image
+from streamsr.evaluate import evaluate_models, image_files, prepare, read_image
+from streamsr.lr_degrade import LRDegradation
 from streamsr.models import count_params, macs_per_pixel
 from streamsr.types import ModelCard
 from train.config import REPO_ROOT, TrainConfig, file_sha256, load_config, resolve_path
 from train.loop import WEIGHTS_NAME, make_model
+from train.selfcheck import torch_selfcheck
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,29 @@ def _check_trained_with(cfg: TrainConfig, run_dir: Path) -> None:
         )
 
 
+def card_metrics(
+    card: ModelCard, eval_dirs: list[Path], lr_degrade: list[LRDegradation], threads: int | None
+) -> dict[str, Any]:
+    """Clean metrics per dataset, and under ``compressed`` the same for every LR degradation."""
+    degradations = [LRDegradation()] + [d for d in lr_degrade if d.kind != "none"]
+    results = evaluate_models([card], list(eval_dirs), card.scale, degradations, threads)
+    metrics: dict[str, Any] = {}
+    for ds, rows in results.items():
+        for spec, row in rows.items():
+            entry = {
+                "psnr": round(row[card.name]["psnr"], 4),
+                "ssim": round(row[card.name]["ssim"], 4),
+                "bicubic_psnr": round(row["bicubic"]["psnr"], 4),
+                "bicubic_ssim": round(row["bicubic"]["ssim"], 4),
+                "images": row["images"],
+            }
+            if spec == "none":
+                metrics[ds] = entry
+            else:
+                metrics.setdefault("compressed", {}).setdefault(ds, {})[spec] = entry
+    return metrics
+
+
 def export_run(
     cfg: TrainConfig,
     config_path: Path,
@@ -133,6 +158,7 @@ def export_run(
     engines_dir: Path,
     eval_dirs: list[Path] | None = None,
     threads: int | None = None,
+    lr_degrade: list[LRDegradation] | None = None,
 ) -> ModelCard:
     """Export the finished run in ``run_dir`` and return the card written beside the ONNX."""
     weights = run_dir / WEIGHTS_NAME
@@ -150,6 +176,7 @@ def export_run(
     diff = check_onnx(model, channels, onnx_path)
     log.info("ONNX matches torch: max abs diff %.2e", diff)
     torch.save(model.state_dict(), pt_path)
+    selfcheck = torch_selfcheck(model, cfg.scale)
     sample_dir = eval_dirs[0] if eval_dirs else (resolve_path(cfg.data.val_dir) if cfg.data.val_dir else None)
     if sample_dir is not None:
         sample = sample_patch(Path(sample_dir), cfg.scale)
@@ -177,6 +204,11 @@ def export_run(
         "wall_time_s": summary.get("wall_time_s"),
         "device": summary.get("device"),
         "threads": summary.get("threads"),
+        "precision": summary.get("precision"),
+        "hardware": summary.get("hardware"),
+        "lr_pixels_seen": summary.get("lr_pixels_seen")
+        or summary.get("steps", cfg.schedule.steps) * cfg.data.batch_size * cfg.data.patch_size**2,
+        "init_from": cfg.init_from,
         "degradation": cfg.degradation,
         "loss": cfg.loss,
         "onnx_max_abs_diff": diff,
@@ -195,15 +227,11 @@ def export_run(
         onnx_fp16=fp16_path.name,
         fp16_max_abs_error=fp16_err,
         training=training,
-        metrics={},
+        metrics={"selfcheck": selfcheck},
         path=card_path,
     )
     if eval_dirs:
-        results = evaluate_model(card, list(eval_dirs), cfg.scale, threads)
-        metrics = {
-            ds: {k: round(r[k], 4) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")} | {"images": r["images"]}
-            for ds, r in results.items()
-        }
+        metrics = {"selfcheck": selfcheck, **card_metrics(card, eval_dirs, lr_degrade or [], threads)}
         card = ModelCard(**{**card.__dict__, "metrics": metrics})
     tmp = card_path.with_name(card_path.stem + ".tmp.json")
     tmp.write_text(card.to_json())
@@ -218,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run folder (default runs/<name>)")
     p.add_argument("--engines", default=str(REPO_ROOT / "engines"), help="output folder")
     p.add_argument("--eval", action="append", default=[], metavar="DIR", help="measure on this folder (repeatable)")
+    p.add_argument(
+        "--lr-degrade", action="append", default=[], metavar="SPEC",
+        help="also measure on compressed LR: jpeg:Q, h264:CRF, hevc:CRF (repeatable)",
+    )
     p.add_argument("--threads", type=int, default=None, help="onnxruntime/torch threads for the checks")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
@@ -227,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         run_dir = Path(args.run) if args.run else REPO_ROOT / "runs" / cfg.run_name
+        degradations = [LRDegradation.parse(d) for d in args.lr_degrade]
         card = export_run(
-            cfg, Path(args.config), run_dir, Path(args.engines), [Path(d) for d in args.eval], args.threads
+            cfg, Path(args.config), run_dir, Path(args.engines), [Path(d) for d in args.eval], args.threads, degradations
         )
         print(card.to_json(), end="")
     except StreamSRError as e:
