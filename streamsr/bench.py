@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", default="installed",
                    help="comma-separated engines, or 'installed' (default) for every installed one")
     p.add_argument("--scales", default="2", help="comma-separated scales (default 2)")
-    p.add_argument("--model", default=None, help="model name (default espcn)")
+    p.add_argument("--model", default=None, help="model name (default: as enhance)")
     p.add_argument("--precision", default="auto", help=f"comma-separated, from {', '.join(PRECISIONS)}")
     p.add_argument("--frames", type=int, default=200, help="frames to time (default 200)")
     p.add_argument("--batch", type=int, default=1)

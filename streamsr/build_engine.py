@@ -9,7 +9,7 @@ from streamsr.enhance import SCALES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="model name (default espcn) or a card path")
+    p.add_argument("--model", default=None, help="model name or a card path (default: as enhance)")
     p.add_argument("--scale", type=int, default=2, choices=SCALES)
     p.add_argument("--precision", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--width", type=int, required=True, help="input frame width")

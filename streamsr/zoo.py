@@ -7,7 +7,44 @@ from pathlib import Path
 from streamsr.errors import ModelError
 from streamsr.types import ModelCard
 
-DEFAULT_MODEL = "espcn"
+FALLBACK_MODEL = "espcn"
+# The default model is the best on compressed input (what cameras and files give) among the
+# shipped models of the fast tier's cost: highest mean Set14 Y-PSNR on these LR inputs, as
+# measured in each card's metrics (train.export --lr-degrade), within 2x ESPCN's MACs.
+DEFAULT_RULE_DATASET = "Set14"
+DEFAULT_RULE_INPUTS = ("h264:28", "jpeg:40")
+FAST_TIER_FACTOR = 2
+
+
+def espcn_macs(scale: int) -> int:
+    """MACs per LR pixel of ESPCN (5x5x64, 3x3x32, 3x3 to scale^2 channels), the cost unit."""
+    return 25 * 64 + 9 * 64 * 32 + 9 * 32 * scale * scale
+
+
+def compressed_score(card: ModelCard) -> float | None:
+    """Mean PSNR of the card on the rule's compressed inputs, or None if it was not measured."""
+    rows = card.metrics.get("compressed", {}).get(DEFAULT_RULE_DATASET, {})
+    if not all(spec in rows for spec in DEFAULT_RULE_INPUTS):
+        return None
+    return sum(rows[spec]["psnr"] for spec in DEFAULT_RULE_INPUTS) / len(DEFAULT_RULE_INPUTS)
+
+
+def default_model(scale: int) -> str:
+    """The name ``enhance`` and ``live`` use when no ``--model`` is given (see the rule above).
+
+    Falls back to ``espcn`` when no card of this scale has the compressed measurements.
+    """
+    budget = FAST_TIER_FACTOR * espcn_macs(scale)
+    best: tuple[float, str] | None = None
+    for name in available_models():
+        try:
+            card = _find_card(name)
+        except ModelError:
+            continue
+        score = compressed_score(card) if card and card.scale == scale and card.macs_per_pixel <= budget else None
+        if score is not None and (best is None or (score, name) > best):
+            best = (score, name)
+    return best[1] if best else f"{FALLBACK_MODEL}_x{scale}"
 
 
 def engines_dirs() -> list[Path]:
@@ -31,9 +68,16 @@ def available_models() -> list[str]:
     return sorted(names)
 
 
+def _find_card(stem: str) -> ModelCard | None:
+    for d in engines_dirs():
+        if (d / f"{stem}.json").exists():
+            return ModelCard.load(d / f"{stem}.json")
+    return None
+
+
 def resolve_model(model: str | None, scale: int) -> ModelCard:
     """A card from a name (``espcn``, ``espcn_x2``) or a path to a ``.json`` card or ``.onnx``."""
-    model = model or DEFAULT_MODEL
+    model = model or default_model(scale)
     path = Path(model)
     if path.suffix in (".json", ".onnx"):
         card_path = path.with_suffix(".json")
@@ -42,11 +86,7 @@ def resolve_model(model: str | None, scale: int) -> ModelCard:
         card = ModelCard.load(card_path)
     else:
         stem = model if "_x" in model else f"{model}_x{scale}"
-        card = None
-        for d in engines_dirs():
-            if (d / f"{stem}.json").exists():
-                card = ModelCard.load(d / f"{stem}.json")
-                break
+        card = _find_card(stem)
         if card is None:
             known = ", ".join(available_models()) or "none found"
             raise ModelError(f"unknown model {stem!r} (known: {known})")
