@@ -10,7 +10,7 @@ from streamsr.types import ModelCard
 from train.config import REPO_ROOT, file_sha256
 
 CARDS = sorted((REPO_ROOT / "engines").glob("*.json"))
-TOLERANCE_DB = 0.02  # train.selfcheck.TOLERANCE_DB: ONNX Runtime against the torch model, float32
+TOLERANCE_DB = 0.02  # train.measure.TOLERANCE_DB: ONNX Runtime against the torch model, float32
 
 
 def test_there_are_shipped_cards() -> None:

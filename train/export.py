@@ -36,7 +36,7 @@ from streamsr.models import count_params, macs_per_pixel
 from streamsr.types import ModelCard
 from train.config import REPO_ROOT, TrainConfig, file_sha256, load_config, resolve_path
 from train.loop import WEIGHTS_NAME, make_model
-from train.selfcheck import torch_selfcheck
+from train.measure import torch_selfcheck
 
 log = logging.getLogger(__name__)
 

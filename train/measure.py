@@ -1,9 +1,11 @@
-"""A card's ``selfcheck``: the trained torch model's PSNR on a small image made by code.
+"""Measure a shipped card again: its selfcheck and, with ``--eval``, its clean and compressed metrics.
 
-Export writes it into every card; ``tests/test_cards.py`` runs the shipped ONNX file on the
-same image and must reproduce it, which catches a wrong, stale or damaged ONNX file.
+The ``selfcheck`` is the trained torch model's PSNR on a small image made by code. Export
+writes it into every card; ``tests/test_cards.py`` runs the shipped ONNX file on the same
+image and must reproduce it, which catches a wrong, stale or damaged ONNX file.
 
-    python -m train.selfcheck engines/espcn_x2.json ...   # (re)measure from the card's torch weights
+    python -m train.measure engines/espcn_x2.json [...] \
+        [--eval ../shared/data/eval/Set5 --eval ../shared/data/eval/Set14 --lr-degrade jpeg:40 --lr-degrade h264:28]
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from streamsr.errors import ModelError, StreamSRError
 from streamsr.evaluate import CHECK_IMAGE, check_image, evaluate_images
+from streamsr.lr_degrade import LRDegradation
 from streamsr.models import build_model
 from streamsr.types import ModelCard
 
@@ -46,10 +49,18 @@ def load_card_model(card: ModelCard) -> nn.Module:
     return model
 
 
-def rewrite(card_path: Path) -> dict[str, Any]:
+def rewrite(
+    card_path: Path, eval_dirs: list[Path] | None = None, lr_degrade: list[LRDegradation] | None = None, threads: int = 1
+) -> dict[str, Any]:
+    """Write the card's selfcheck (from its torch weights) and, given folders, its metrics anew."""
+    from train.export import card_metrics
+
     card = ModelCard.load(card_path)
     check = torch_selfcheck(load_card_model(card), card.scale)
-    updated = ModelCard(**{**card.__dict__, "metrics": {**card.metrics, "selfcheck": check}})
+    metrics = {**card.metrics, "selfcheck": check}
+    if eval_dirs:
+        metrics = {"selfcheck": check, **card_metrics(card, eval_dirs, lr_degrade or [], threads)}
+    updated = ModelCard(**{**card.__dict__, "metrics": metrics})
     tmp = card_path.with_name(card_path.stem + ".tmp.json")
     tmp.write_text(updated.to_json())
     os.replace(tmp, card_path)
@@ -57,14 +68,18 @@ def rewrite(card_path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.selfcheck", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.measure", description=__doc__.split("\n\n")[0])
     p.add_argument("cards", nargs="+", type=Path)
+    p.add_argument("--eval", action="append", default=[], type=Path, metavar="DIR", help="measure on this folder (repeatable)")
+    p.add_argument("--lr-degrade", action="append", default=[], metavar="SPEC", help="jpeg:Q, h264:CRF, hevc:CRF (repeatable)")
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     try:
+        degradations = [LRDegradation.parse(d) for d in args.lr_degrade]
         for path in args.cards:
-            check = rewrite(path)
+            check = rewrite(path, args.eval, degradations, args.threads)
             print(f"{path}: selfcheck {check['psnr']:.4f} dB (bicubic {check['bicubic_psnr']:.4f})")
     except StreamSRError as e:
         print(f"error: {e}", file=sys.stderr)
