@@ -49,6 +49,10 @@ class ModelCard:
     onnx_sha256: str | None = None
     onnx_fp16: str | None = None
     fp16_max_abs_error: float | None = None
+    onnx_int8: str | None = None  # static QDQ int8 (train/quantize.py)
+    onnx_int8_sha256: str | None = None
+    int8_psnr_loss_db: float | None = None  # largest PSNR drop against fp32 over the inputs measured
+    int8_tolerance_db: float | None = None  # the loss that ``--precision auto`` accepts
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)  # where the card was read from

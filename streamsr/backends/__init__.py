@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 
 from streamsr.backends.base import Backend
+from streamsr.backends.precision import auto_precision
 from streamsr.errors import ConfigError
 from streamsr.types import ModelCard
 
@@ -64,5 +65,5 @@ def create_backend(engine: str, card: ModelCard, *, threads: int | None = None, 
     module_name, class_name, _ = _BACKENDS[engine]
     cls = getattr(importlib.import_module(module_name), class_name)
     if precision == "auto":
-        precision = cls.default_precision
+        precision = auto_precision(engine, card, cls.default_precision)
     return cls(card, threads=threads, precision=precision)

@@ -9,7 +9,7 @@ import numpy as np
 from streamsr.tiling import run_tiled, tile_for_budget
 from streamsr.types import ModelCard
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: each engine's default_precision
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # auto: streamsr.backends.precision
 # Input pixels of context around each tile: more than the receptive-field radius of every
 # shipped architecture (ESPCN 4, SRCNN 8, a 17-layer 3x3 network 17).
 TILE_OVERLAP = 24

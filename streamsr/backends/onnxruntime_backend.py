@@ -17,12 +17,11 @@ class OnnxRuntimeBackend(Backend):
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
-        if precision == "fp32":
-            model_path = card.file(card.onnx)
-        elif precision == "fp16" and card.onnx_fp16:
-            model_path = card.file(card.onnx_fp16)
-        else:
-            raise ConfigError(f"onnxruntime runs this model in fp32 only, not {precision}")
+        files = {"fp32": card.onnx, "fp16": card.onnx_fp16, "int8": card.onnx_int8}
+        if not files.get(precision):
+            offered = ", ".join(p for p, f in files.items() if f)
+            raise ConfigError(f"onnxruntime runs {card.name} in {offered}, not {precision}")
+        model_path = card.file(files[precision])
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1

@@ -7,7 +7,8 @@ from streamsr.backends.base import Backend, to_network_input, to_uint8
 from streamsr.errors import BackendUnavailable, ConfigError
 from streamsr.types import ModelCard
 
-_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# int8: the card's QDQ int8 ONNX file, whose quantised ops OpenVINO runs in int8 itself.
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
 def cpu_supports(precision: str) -> bool:
@@ -17,7 +18,7 @@ def cpu_supports(precision: str) -> bool:
     import openvino as ov
 
     caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return {"bf16": "BF16", "fp16": "FP16"}[precision] in caps
+    return {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}[precision] in caps
 
 
 MAX_STREAMS = 4
@@ -54,8 +55,10 @@ class OpenVinoBackend(Backend):
             raise ConfigError(f"unknown precision {precision!r} (choose from {', '.join(_HINTS)})")
         if not cpu_supports(precision):
             raise BackendUnavailable(f"this CPU has no native {precision} support for OpenVINO")
+        if precision == "int8" and not card.onnx_int8:
+            raise ConfigError(f"model {card.name} has no int8 file (train/quantize.py makes one)")
         self._core = ov.Core()
-        self._model = self._core.read_model(str(card.file(card.onnx)))
+        self._model = self._core.read_model(str(card.file(card.onnx_int8 if precision == "int8" else card.onnx)))
         self.in_flight = max(1, min(self.threads, MAX_STREAMS))
         self._rings: dict[tuple[int, ...], list[object]] = {}
         self._sync: dict[tuple[int, ...], object] = {}

@@ -1,0 +1,70 @@
+"""int8: the quantiser's file runs on both CPU engines near fp32, and ``auto`` follows the documented rule."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamsr.backends import create_backend
+from streamsr.backends.precision import auto_precision, has_native_bf16, has_vnni, int8_acceptable
+from streamsr.errors import ConfigError
+from streamsr.types import ModelCard
+from tests.test_backends import HAVE, lr_batch, torch_card  # noqa: F401  (torch_card is a fixture)
+
+ZEN4 = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
+ZEN3 = frozenset({"avx2", "fma"})
+ALDER_LAKE = frozenset({"avx2", "avx_vnni"})
+
+
+def _card(**kw: object) -> ModelCard:
+    base = ModelCard(name="m_x2", arch="espcn", scale=2, colour="y", params=1, macs_per_pixel=1, onnx="m.onnx")
+    return dataclasses.replace(base, **kw)
+
+
+def test_auto_rule_from_cpu_flags() -> None:
+    good = _card(onnx_int8="m.int8.onnx", int8_psnr_loss_db=0.05, int8_tolerance_db=0.1)
+    lossy = _card(onnx_int8="m.int8.onnx", int8_psnr_loss_db=0.25, int8_tolerance_db=0.1)
+    assert has_native_bf16(ZEN4) and has_vnni(ZEN4) and not has_vnni(ZEN3) and has_vnni(ALDER_LAKE)
+    assert auto_precision("openvino", good, "fp32", ZEN4) == "bf16"  # native bf16 first
+    assert auto_precision("onnxruntime", good, "fp32", ZEN4) == "int8"  # no bf16 in onnxruntime here
+    assert auto_precision("openvino", good, "fp32", ALDER_LAKE) == "int8"
+    assert auto_precision("openvino", lossy, "fp32", ALDER_LAKE) == "fp32"  # loss above tolerance
+    assert auto_precision("openvino", _card(), "fp32", ALDER_LAKE) == "fp32"  # no int8 file
+    assert auto_precision("onnxruntime", good, "fp32", ZEN3) == "fp32"  # no VNNI
+    assert auto_precision("torch", good, "fp32", ZEN4) == "fp32"
+    assert auto_precision("cuda", good, "fp16", ZEN4) == "fp16"  # GPU engines keep their default
+    assert int8_acceptable(good) and not int8_acceptable(lossy) and not int8_acceptable(_card())
+
+
+@pytest.fixture(scope="module")
+def int8_card(torch_card: ModelCard, tmp_path_factory: pytest.TempPathFactory) -> ModelCard:  # noqa: F811
+    from train.quantize import edge_convs, quantize_onnx
+
+    folder = Path(torch_card.path).parent
+    patches = [lr_batch(1, 32, 32, seed=i)[None].astype(np.float32) / 255.0 for i in range(8)]  # (1, 1, 32, 32)
+    fp32 = folder / torch_card.onnx
+    int8 = folder / "espcn_small_x2.int8.onnx"
+    quantize_onnx(fp32, int8, patches, edge_convs(fp32))
+    return dataclasses.replace(torch_card, onnx_int8=int8.name)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_int8_file_runs_near_fp32(int8_card: ModelCard, engine: str) -> None:
+    if not HAVE[engine]:
+        pytest.skip(f"{engine} is not installed")
+    batch = lr_batch(2, 37, 53, seed=3)
+    with create_backend(engine, int8_card, threads=1, precision="fp32") as b:
+        ref = b.run(batch).astype(int)
+    with create_backend(engine, int8_card, threads=1, precision="int8") as b:
+        out = b.run(batch).astype(int)
+    assert out.shape == ref.shape
+    diff = np.abs(out - ref)
+    assert diff.mean() < 2.0 and diff.max() <= 16, (diff.mean(), diff.max())
+    assert diff.mean() > 0  # it is another computation, not the fp32 file again
+
+
+def test_int8_without_a_file_is_one_clear_error(torch_card: ModelCard) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="int8"):
+        create_backend("onnxruntime", torch_card, threads=1, precision="int8")
