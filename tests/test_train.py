@@ -54,12 +54,23 @@ def tiny_config(tmp_path: Path) -> Path:
 def test_config_rejects_unknown_and_bad_values(tiny_config: Path) -> None:
     cfg = load_config(tiny_config)
     assert cfg.data.batch_size == 4 and cfg.model.kwargs == {"features": [8, 4]}
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"^config\.optim\.momentum: unknown key$"):
         config_from_dict({"scale": 2, "optim": {"lr": 1e-3, "momentum": 0.9}})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"config\.loss: .*'huber'"):
         config_from_dict({"scale": 2, "loss": "huber"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"config\.scale: .*integer.*'2'"):
         config_from_dict({"scale": "2"})
+    # a number written as a string is an error, not silently converted (it was, before pydantic)
+    with pytest.raises(ConfigError, match=r"config\.data\.batch_size: .*'4'"):
+        config_from_dict({"scale": 2, "data": {"batch_size": "4"}})
+    # every problem is named, in one line
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"scale": 2, "seed": 1.5, "schedule": {"stepz": 3}})
+    assert "config.seed: input should be a valid integer, got 1.5" in str(err.value)
+    assert "config.schedule.stepz: unknown key" in str(err.value) and "\n" not in str(err.value)
+    # YAML lists fill tuple fields, ints fill float fields
+    cfg = config_from_dict({"scale": 2, "optim": {"lr": 1, "betas": [0.8, 0.9]}, "cctv": {"crf": [20, 30]}})
+    assert cfg.optim.betas == (0.8, 0.9) and cfg.optim.lr == 1.0 and cfg.cctv.crf == (20, 30)
 
 
 def test_schedules() -> None:

@@ -1,10 +1,7 @@
 """Training configuration: YAML -> frozen dataclasses; unknown keys are errors."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -12,16 +9,19 @@ from typing import Any, Literal
 import yaml
 
 from streamsr.errors import ConfigError
+from streamsr.typed_config import build, strict_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@strict_config
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "espcn"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+@strict_config
 @dataclass(frozen=True)
 class DataConfig:
     train_dirs: tuple[str, ...] = ("../shared/data/train/T91", "../shared/data/train/BSDS200")
@@ -38,6 +38,7 @@ class DataConfig:
     loss_border: int = 0
 
 
+@strict_config
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 1e-3
@@ -45,6 +46,7 @@ class OptimConfig:
     weight_decay: float = 0.0
 
 
+@strict_config
 @dataclass(frozen=True)
 class ScheduleConfig:
     steps: int = 10000
@@ -54,6 +56,7 @@ class ScheduleConfig:
     min_lr: float = 1e-5  # cosine floor
 
 
+@strict_config
 @dataclass(frozen=True)
 class CCTVConfig:
     """Ranges of the CCTV degradation (train/degrade.py), applied to whole LR luma images.
@@ -78,6 +81,7 @@ class CCTVConfig:
     refresh: int = 1  # images degraded anew per training step (the rest keep their last draw)
 
 
+@strict_config
 @dataclass(frozen=True)
 class TrainConfig:
     scale: int
@@ -111,58 +115,8 @@ def resolve_path(p: str | Path) -> Path:
     return path if path.is_absolute() else (REPO_ROOT / path)
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if origin is typing.Union or origin is types.UnionType:
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where}: expected {len(args)} items, got {value!r}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, str, bool) and (type(value) is tp):
-        return value
-    raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
-
-
-def _build(cls: Any, data: Any, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(names)})")
-    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    cfg = _build(TrainConfig, data, "config")
+    cfg = build(TrainConfig, data, "config")
     if cfg.scale not in (2, 3, 4, 8):
         raise ConfigError(f"config.scale: expected 2, 3, 4 or 8, got {cfg.scale}")
     if cfg.schedule.steps <= 0 or cfg.data.batch_size <= 0 or cfg.data.patch_size < 4:
