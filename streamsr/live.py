@@ -27,10 +27,10 @@ from streamsr.errors import ConfigError, PipelineError
 from streamsr.livepipe.config import CameraConfig, LiveConfig, check_camera_name, load_config
 from streamsr.livepipe.hub import Camera, LivePipeline, LivePolicy
 from streamsr.progress import table
-from streamsr.sinks.segments import SEGMENT_FORMATS, SegmentRecorder
 from streamsr.sinks.preview_access import BASIC_ENV, TOKEN_ENV, load_credentials
+from streamsr.sinks.segments import SEGMENT_FORMATS, SegmentRecorder
 from streamsr.sources.live_source import LiveSource
-from streamsr.urls import mask_url, register_secrets
+from streamsr.urls import mask_url, register_secret, register_secrets
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,9 @@ def _open_outputs(cfg: LiveConfig, names: list[str], pipeline: LivePipeline, cam
 
             host, port = parse_bind(o.serve)
             credentials = load_credentials(o.token_file, o.basic_auth_file)
+            for secret in (credentials.token, credentials.basic):
+                if secret:
+                    register_secret(secret)
             outputs.append(PreviewServer(names, lambda: pipeline.metrics, host, port, max_fps=o.preview_fps,
                                          credentials=credentials, allow_hosts=o.allow_hosts,
                                          max_clients=o.max_clients, timeout_s=o.client_timeout_s))

@@ -106,6 +106,13 @@ def register_secrets(url: str) -> None:
                 _registered.add(s)
 
 
+def register_secret(secret: str) -> None:
+    """Remember one secret (a preview token or password) so that it is masked wherever it appears."""
+    if len(secret) >= _MIN_LITERAL:
+        with _registry_lock:
+            _registered.add(secret)
+
+
 def clear_registered_secrets() -> None:
     with _registry_lock:
         _registered.clear()

@@ -16,7 +16,8 @@ import numpy as np
 from streamsr.backends.cuda_backend import require_cuda
 from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.backends.engine_cache import (
-    EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, file_sha256, plan_path, stale_reasons, write_key,
+    EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, file_sha256, plan_path, stale_reasons,
+    write_key,
 )
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
 from streamsr.types import ModelCard

@@ -193,7 +193,7 @@ def prometheus_text(cameras: Iterable[CameraMetrics]) -> str:
     family("streamsr_output_errors_total", "counter", "Errors writing to an output.",
            [(lb, s["output_errors"]) for s, lb in cam])
     family("streamsr_output_frames_dropped_total", "counter",
-           "Frames an output did not write (queue: it fell behind and a newer frame replaced it; late: over the ceiling).",
+           "Frames an output did not write (queue: it fell behind, a newer frame replaced it; late: over the ceiling).",
            [(f'{lb},output="{_label(o)}",reason="{r}"', n)
             for s, lb in cam for o, by in sorted(s["output_dropped"].items()) for r, n in by.items()])
     family("streamsr_postprocess_errors_total", "counter", "Frames whose post-processing (chroma upscale) failed.",

@@ -50,7 +50,8 @@ class DisplayWindow:
         model = planes_to_bgr420(frame.planes, frame.colour)
         if not self.compare or frame.source_planes is None:
             return model
-        bicubic = planes_to_bgr420(upscale_planes_classic(frame.source_planes, self.scale, cv2.INTER_CUBIC), frame.colour)
+        bicubic_planes = upscale_planes_classic(frame.source_planes, self.scale, cv2.INTER_CUBIC)
+        bicubic = planes_to_bgr420(bicubic_planes, frame.colour)
         h = min(model.shape[0], bicubic.shape[0])
         pic = np.hstack([bicubic[:h], model[:h]])
         for text, x in (("bicubic", 10), ("model", bicubic.shape[1] + 10)):
