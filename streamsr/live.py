@@ -138,10 +138,6 @@ def _pick(cli: Any, default: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     _register_secrets(cfg)
-    if getattr(args, "debug", False):
-        import av.logging
-
-        av.logging.set_level(av.logging.VERBOSE)  # FFmpeg's own messages, masked by the CLI's log filter
     options = EnhanceOptions(scale=cfg.model.scale, model=cfg.model.name, engine=cfg.model.engine,
                              precision=cfg.model.precision, threads=cfg.model.threads, batch=cfg.policy.batch)
     names = [c.name for c in cfg.cameras]

@@ -125,7 +125,7 @@ def _get(url: str, host: str | None = None) -> bytes:
 
 
 def test_no_secret_reaches_logs_summary_metrics_or_page(models_dir: Path, clip_factory, tmp_path: Path) -> None:
-    """The real CLI with --debug (FFmpeg messages on), hostile camera and push URLs on refused
+    """The real CLI with --debug, hostile camera and push URLs on refused
     ports: nothing secret in stdout, stderr, the JSON summary, /metrics, /stats.json or the page.
     Each password is made of tokens that are checked one by one (a partly masked password leaks
     the tokens after its first '@' or ':')."""
