@@ -133,7 +133,8 @@ class _BoundedServer(ThreadingHTTPServer):
             request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\n"
                             b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
             request.shutdown(socket.SHUT_WR)
-            while request.recv(4096):  # drain the request, so closing does not reset the connection
+            deadline = time.monotonic() + 0.2  # drain the request a moment, so closing does not reset
+            while time.monotonic() < deadline and request.recv(4096):
                 pass
         except OSError:
             pass
@@ -176,7 +177,7 @@ class PreviewServer:
         except OSError as e:
             raise OutputError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
         self.host, self.port = self.httpd.server_address[:2]
-        self.hosts = HostCheck(host, self.port, allow_hosts)
+        self.hosts = HostCheck(host, self.port, [*allow_hosts, str(self.host)])  # a name binds its address too
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="streamsr-preview", daemon=True)
         self._thread.start()
