@@ -14,6 +14,7 @@ from streamsr.enhance import SCALES, EnhanceOptions, enhance
 from streamsr.errors import StreamSRError
 from streamsr.progress import ProgressBar, table
 from streamsr.sinks.av_sink import ENCODERS, EncodeSettings
+from streamsr.urls import install_log_masking, mask_text
 
 log = logging.getLogger("streamsr")
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="streamsr: %(levelname)s: %(message)s")
+    install_log_masking()  # every record, FFmpeg's forwarded messages included, has its secrets masked
     try:
         if args.command == "enhance":
             return run_enhance(args)
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except StreamSRError as e:
         if args.debug:
             raise
-        print(f"streamsr: error: {e}", file=sys.stderr)
+        print(f"streamsr: error: {mask_text(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("streamsr: interrupted", file=sys.stderr)
@@ -129,6 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - one line for the user, the traceback with --debug
         if args.debug:
             raise
-        print(f"streamsr: internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
+        print(f"streamsr: internal error: {type(e).__name__}: {mask_text(str(e))} (rerun with --debug for details)",
               file=sys.stderr)
         return 1

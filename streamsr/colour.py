@@ -7,6 +7,8 @@ BT.601 matrix that JPEG uses, which OpenCV's YCrCb conversion implements.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -56,3 +58,127 @@ def planes_to_bgr(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarr
 def gray_to_planes(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     neutral = np.full_like(gray, 128)
     return gray, neutral, neutral.copy()
+
+
+# -- colour description of YCbCr video: matrix and range, carried on every live frame --------
+# FFmpeg's enum values (AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic,
+# AVColorRange), so encoders can be tagged with what the decoder read.
+MATRICES = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9, "bt2020c": 10}
+PRIMARIES = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020": 9}
+TRANSFERS = {"bt709": 1, "gamma22": 4, "gamma28": 5, "smpte170m": 6, "smpte240m": 7, "iec61966-2-1": 13,
+             "bt2020-10": 14, "bt2020-12": 15}
+RANGES = {"tv": 1, "pc": 2}
+# (Kr, Kb) of each matrix; BT.601 (bt470bg and smpte170m) share theirs.
+_KR_KB = {"bt709": (0.2126, 0.0722), "fcc": (0.30, 0.11), "bt470bg": (0.299, 0.114), "smpte170m": (0.299, 0.114),
+          "smpte240m": (0.212, 0.087), "bt2020nc": (0.2627, 0.0593), "bt2020c": (0.2627, 0.0593)}
+# Primaries and transfer to tag when the source said only its matrix (or nothing).
+_TAG_DEFAULTS = {"bt709": ("bt709", "bt709"), "smpte170m": ("smpte170m", "smpte170m"),
+                 "bt470bg": ("bt470bg", "smpte170m"), "smpte240m": ("smpte240m", "smpte240m"),
+                 "bt2020nc": ("bt2020", "bt2020-10"), "bt2020c": ("bt2020", "bt2020-10")}
+HD_HEIGHT = 720  # untagged video at least this tall is taken as BT.709, smaller as BT.601 (as players do)
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How a frame's YCbCr planes map to RGB: ``matrix`` and ``range`` (``tv`` limited, ``pc`` full).
+
+    ``primaries`` and ``transfer`` ride along only to tag encoders; no conversion uses them.
+    """
+
+    matrix: str = "smpte170m"
+    range: str = "tv"
+    primaries: str | None = None
+    transfer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.matrix not in MATRICES:
+            raise ValueError(f"unknown colour matrix {self.matrix!r} (known: {', '.join(MATRICES)})")
+        if self.range not in RANGES:
+            raise ValueError(f"colour range must be tv or pc, not {self.range!r}")
+
+    @property
+    def full_range(self) -> bool:
+        return self.range == "pc"
+
+    def encoder_tags(self) -> dict[str, int]:
+        """Attributes for a PyAV ``VideoCodecContext`` (or ``VideoFrame``): colorspace, range,
+        primaries and transfer. Untagged primaries/transfer follow the matrix, so an SD source
+        upscaled to HD still says BT.601 and players do not guess BT.709 from the new size."""
+        default_primaries, default_transfer = _TAG_DEFAULTS.get(self.matrix, (None, None))
+        primaries = self.primaries or default_primaries
+        transfer = self.transfer or default_transfer
+        tags = {"colorspace": MATRICES[self.matrix], "color_range": RANGES[self.range]}
+        if primaries in PRIMARIES:
+            tags["color_primaries"] = PRIMARIES[primaries]
+        if transfer in TRANSFERS:
+            tags["color_trc"] = TRANSFERS[transfer]
+        return tags
+
+
+BT601_TV = Colour("smpte170m", "tv")
+
+
+def colour_from_tags(colorspace: int | None, color_range: int | None, height: int, *, full_range_format: bool = False,
+                     primaries: int | None = None, transfer: int | None = None) -> Colour:
+    """The ``Colour`` of decoded video from FFmpeg's tags; what is untagged is inferred.
+
+    A ``yuvj*`` pixel format (``full_range_format``) or a JPEG range tag means full range,
+    anything else limited. An unspecified matrix is BT.601 below ``HD_HEIGHT`` lines and BT.709
+    from there on.
+    """
+    rng = "pc" if full_range_format or color_range == RANGES["pc"] else "tv"
+    by_value = {v: k for k, v in MATRICES.items()}
+    matrix = by_value.get(colorspace or 0) or ("bt709" if height >= HD_HEIGHT else "smpte170m")
+    prim = {v: k for k, v in PRIMARIES.items()}.get(primaries or 0)
+    trc = {v: k for k, v in TRANSFERS.items()}.get(transfer or 0)
+    return Colour(matrix, rng, prim, trc)
+
+
+def _ycbcr_to_bgr_affine(colour: Colour) -> np.ndarray:
+    """The 3x4 matrix that maps [Y, Cb, Cr, 1] (8-bit codes) to [B, G, R] (0..255)."""
+    kr, kb = _KR_KB[colour.matrix]
+    kg = 1.0 - kr - kb
+    if colour.full_range:
+        ys, yo, cs = 1.0, 0.0, 1.0
+    else:
+        ys, yo, cs = 255.0 / 219.0, 16.0, 255.0 / 224.0
+    r_cr = 2 * (1 - kr) * cs
+    b_cb = 2 * (1 - kb) * cs
+    g_cb = -b_cb * kb / kg
+    g_cr = -r_cr * kr / kg
+    rows = [  # B, G, R: each = ys * (Y - yo) + a * (Cb - 128) + b * (Cr - 128)
+        (ys, b_cb, 0.0),
+        (ys, g_cb, g_cr),
+        (ys, 0.0, r_cr),
+    ]
+    return np.array([[a, b, c, -ys * yo - 128 * (b + c)] for a, b, c in rows], np.float32)
+
+
+def ycbcr_to_bgr(planes: tuple[np.ndarray, np.ndarray, np.ndarray], colour: Colour | None) -> np.ndarray:
+    """(Y, Cb, Cr) 8-bit planes, chroma 4:2:0 or full size, to an 8-bit BGR picture.
+
+    ``None`` is read as BT.601 limited range (what untagged SD video is).
+    """
+    y, cb, cr = planes
+    h, w = y.shape
+    if cb.shape != y.shape:
+        cb = cv2.resize(cb, (w, h), interpolation=cv2.INTER_LINEAR)
+        cr = cv2.resize(cr, (w, h), interpolation=cv2.INTER_LINEAR)
+    ycc = cv2.merge([y, cb, cr])
+    return cv2.transform(ycc, _ycbcr_to_bgr_affine(colour or BT601_TV))
+
+
+def bgr_to_ycbcr(bgr: np.ndarray, colour: Colour | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An 8-bit BGR picture to full-size (4:4:4) (Y, Cb, Cr) planes in ``colour`` (BT.601 limited by default)."""
+    m = np.vstack([_ycbcr_to_bgr_affine(colour or BT601_TV), [0, 0, 0, 1]]).astype(np.float64)
+    inverse = np.linalg.inv(m)[:3].astype(np.float32)
+    ycc = cv2.transform(bgr, inverse)
+    return ycc[..., 0].copy(), ycc[..., 1].copy(), ycc[..., 2].copy()
+
+
+def bgr_to_yuv420(bgr: np.ndarray, colour: Colour | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An 8-bit BGR picture to (Y, Cb, Cr) 4:2:0 planes (odd sizes are cropped to even)."""
+    h, w = bgr.shape[0] & ~1, bgr.shape[1] & ~1
+    y, cb, cr = bgr_to_ycbcr(np.ascontiguousarray(bgr[:h, :w]), colour)
+    half = (w // 2, h // 2)
+    return y, cv2.resize(cb, half, interpolation=cv2.INTER_AREA), cv2.resize(cr, half, interpolation=cv2.INTER_AREA)

@@ -24,14 +24,13 @@ from typing import Any
 
 from streamsr.enhance import EnhanceOptions, open_backend
 from streamsr.errors import ConfigError, PipelineError
-from streamsr.livepipe.config import (
-    CameraConfig, LiveConfig, ModelConfig, OutputsConfig, PolicyConfig, check_camera_name, load_config,
-)
+from streamsr.livepipe.config import CameraConfig, LiveConfig, check_camera_name, load_config
 from streamsr.livepipe.hub import Camera, LivePipeline, LivePolicy
 from streamsr.progress import table
+from streamsr.sinks.preview_access import BASIC_ENV, TOKEN_ENV, load_credentials
 from streamsr.sinks.segments import SEGMENT_FORMATS, SegmentRecorder
 from streamsr.sources.live_source import LiveSource
-from streamsr.urls import mask_url
+from streamsr.urls import mask_url, register_secret, register_secrets
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +38,26 @@ _NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)$")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option that the YAML file also has defaults to None here: the command line wins over
+    the file only where it was given, and the file wins over the defaults (``build_config``)."""
     from streamsr.cli import add_model_arguments
 
     p.add_argument("sources", nargs="*", metavar="SOURCE",
                    help="rtsp:// or http(s):// URL, /dev/videoN, or a video file; NAME=SOURCE names the camera")
     p.add_argument("--config", type=Path, help="YAML file of cameras and outputs (configs/live/example.yaml)")
     add_model_arguments(p)
-    p.set_defaults(batch=None)
+    p.set_defaults(scale=None, model=None, engine=None, precision=None, threads=None, batch=None)
+    flag = argparse.BooleanOptionalAction
     g = p.add_argument_group("outputs")
     g.add_argument("--serve", metavar="HOST:PORT", help="HTTP preview page, MJPEG streams and /metrics "
-                   "(PORT alone binds 127.0.0.1)")
-    g.add_argument("--display", action="store_true", default=None,
+                   "(PORT alone binds 127.0.0.1; beyond loopback it needs a token or password)")
+    g.add_argument("--allow-host", action="append", dest="allow_hosts", default=None, metavar="NAME[:PORT]",
+                   help="a Host name the preview answers to besides its own address (repeatable)")
+    g.add_argument("--token-file", default=None, metavar="PATH",
+                   help=f"preview bearer token, first line of PATH (or ${TOKEN_ENV})")
+    g.add_argument("--basic-auth-file", default=None, metavar="PATH",
+                   help=f"preview basic auth, user:password on the first line of PATH (or ${BASIC_ENV})")
+    g.add_argument("--display", action=flag, default=None,
                    help="an OpenCV window per camera (q quits, c toggles bicubic side by side)")
     g.add_argument("-o", "--output", metavar="rtsp://...", help="re-stream to an RTSP server; {camera} expands")
     g.add_argument("--record", metavar="DIR", help="record segments into DIR/<camera>/")
@@ -66,8 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stall", type=float, default=None, metavar="S", help="no frame for S seconds is a failure (default 5)")
     g.add_argument("--backoff-max", type=float, default=None, metavar="S", help="longest reconnect delay (default 2)")
     g.add_argument("--max-retries", type=int, default=None, help="give a camera up after N failures (default: never)")
-    g.add_argument("--realtime", action="store_true", help="play files at their own frame rate")
-    g.add_argument("--loop", action="store_true", help="play files again at their end")
+    g.add_argument("--realtime", action=flag, default=None, help="play files at their own frame rate (default on)")
+    g.add_argument("--loop", action=flag, default=None, help="play files again at their end")
     g = p.add_argument_group("run")
     g.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     g.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the exit summary as JSON")
@@ -91,42 +99,45 @@ def _cli_cameras(sources: list[str], taken: set[str]) -> list[CameraConfig]:
 
 
 def build_config(args: argparse.Namespace) -> LiveConfig:
+    """The command line over the YAML file (``--config``) over the defaults, option by option."""
     base = load_config(args.config) if args.config else LiveConfig(cameras=())
     cameras = list(base.cameras) + _cli_cameras(args.sources, {c.name for c in base.cameras})
     if not cameras:
         raise ConfigError("no camera: give a SOURCE (rtsp://..., /dev/video0, a file) or --config")
     m = base.model
-    model = ModelConfig(scale=args.scale if args.scale != 2 or not args.config else m.scale,
-                        name=args.model or m.name,
-                        engine=args.engine if args.engine != "auto" else m.engine,
-                        precision=args.precision if args.precision != "fp32" else m.precision,
-                        threads=args.threads or m.threads)
+    model = replace(m, scale=_pick(args.scale, m.scale), name=_pick(args.model, m.name),
+                    engine=_pick(args.engine, m.engine), precision=_pick(args.precision, m.precision),
+                    threads=_pick(args.threads, m.threads))
     p = base.policy
-    policy = PolicyConfig(latency_ceiling_ms=_pick(args.latency_ceiling, p.latency_ceiling_ms),
-                          batch=_pick(args.batch, p.batch), queue=_pick(args.queue, p.queue))
+    policy = replace(p, latency_ceiling_ms=_pick(args.latency_ceiling, p.latency_ceiling_ms),
+                     batch=_pick(args.batch, p.batch), queue=_pick(args.queue, p.queue))
     s = base.source
     source = replace(s, transport=_pick(args.transport, s.transport),
                      open_timeout_s=_pick(args.open_timeout, s.open_timeout_s),
                      read_timeout_s=_pick(args.read_timeout, s.read_timeout_s),
                      stall_s=_pick(args.stall, s.stall_s), backoff_max_s=_pick(args.backoff_max, s.backoff_max_s),
                      max_retries=_pick(args.max_retries, s.max_retries),
-                     realtime=args.realtime or s.realtime, loop=args.loop or s.loop)
+                     realtime=_pick(args.realtime, s.realtime), loop=_pick(args.loop, s.loop))
     o = base.outputs
     segments = replace(o.segments, segment_s=_pick(args.segment, o.segments.segment_s),
                        format=_pick(args.segment_format, o.segments.format))
-    outputs = OutputsConfig(serve=_pick(args.serve, o.serve), display=_pick(args.display, o.display),
-                            push=_pick(args.output, o.push), record=_pick(args.record, o.record),
-                            segments=segments, preview_fps=o.preview_fps)
+    outputs = replace(o, serve=_pick(args.serve, o.serve), display=_pick(args.display, o.display),
+                      push=_pick(args.output, o.push), record=_pick(args.record, o.record), segments=segments,
+                      allow_hosts=tuple(_pick(args.allow_hosts, o.allow_hosts)),
+                      token_file=_pick(args.token_file, o.token_file),
+                      basic_auth_file=_pick(args.basic_auth_file, o.basic_auth_file))
     return LiveConfig(cameras=tuple(cameras), model=model, policy=policy, source=source, outputs=outputs)
 
 
 def _pick(cli: Any, default: Any) -> Any:
+    """The command line's value where it was given (not None), else the file's (or the default)."""
     return default if cli is None else cli
 
 
 # -- running ------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
+    _register_secrets(cfg)
     options = EnhanceOptions(scale=cfg.model.scale, model=cfg.model.name, engine=cfg.model.engine,
                              precision=cfg.model.precision, threads=cfg.model.threads, batch=cfg.policy.batch)
     names = [c.name for c in cfg.cameras]
@@ -175,6 +186,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_secrets(cfg: LiveConfig) -> None:
+    """Every password and token of the run is masked wherever it appears, even outside its URL."""
+    for c in cfg.cameras:
+        register_secrets(c.url)
+        if c.push:
+            register_secrets(c.push)
+    if cfg.outputs.push:
+        register_secrets(cfg.outputs.push)
+
+
 def _open_outputs(cfg: LiveConfig, names: list[str], pipeline: LivePipeline, cameras: list[Camera]) -> list[Any]:
     outputs: list[Any] = []
     o = cfg.outputs
@@ -183,7 +204,13 @@ def _open_outputs(cfg: LiveConfig, names: list[str], pipeline: LivePipeline, cam
             from streamsr.sinks.http_preview import PreviewServer, parse_bind
 
             host, port = parse_bind(o.serve)
-            outputs.append(PreviewServer(names, lambda: pipeline.metrics, host, port, max_fps=o.preview_fps))
+            credentials = load_credentials(o.token_file, o.basic_auth_file)
+            for secret in (credentials.token, credentials.basic):
+                if secret:
+                    register_secret(secret)
+            outputs.append(PreviewServer(names, lambda: pipeline.metrics, host, port, max_fps=o.preview_fps,
+                                         credentials=credentials, allow_hosts=o.allow_hosts,
+                                         max_clients=o.max_clients, timeout_s=o.client_timeout_s))
         if o.record:
             outputs.append(SegmentRecorder(o.record, o.segments))
         if o.push:
@@ -265,9 +292,22 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             (f"{name} frames", f"{s['frames_in']} in, {s['frames_out']} out "
                                f"({s['fps_in_mean']:.1f} / {s['fps_out_mean']:.1f} fps)"),
             (f"{name} dropped", f"{sum(d.values())} ({s['drop_rate']:.1%}): queue {d['queue']}, "
-                                f"stale {d['stale']}, late {d['late']}"),
+                                f"stale {d['stale']}, late {d['late']}, error {d['error']}"),
             (f"{name} latency", f"p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"),
+            *_output_rows(name, s),
             (f"{name} health", f"{s['outages']} outage(s), {s['reconnects']} reconnect(s), "
                                f"up {s['uptime_s']:.1f} of {s['running_s']:.1f} s"),
         ]
+    return rows
+
+
+def _output_rows(name: str, s: dict[str, Any]) -> list[tuple[str, str]]:
+    """A row per output that dropped frames or failed (none when every output kept up)."""
+    rows = []
+    for label in sorted(set(s["output_dropped"]) | set(s["output_errors_by_output"])):
+        d = s["output_dropped"].get(label, {})
+        errors = s["output_errors_by_output"].get(label, 0)
+        if sum(d.values()) or errors:
+            rows.append((f"{name} -> {label}", f"dropped: queue {d.get('queue', 0)}, late {d.get('late', 0)}; "
+                                              f"{errors} error(s)"))
     return rows

@@ -5,9 +5,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from streamsr.errors import ModelError
+
+if TYPE_CHECKING:
+    from streamsr.colour import Colour
 
 ColourSpace = Literal["y", "rgb"]
 
@@ -107,6 +110,7 @@ class Frame:
     source_planes: tuple[Any, Any, Any] | None = None
     captured_at: float | None = None  # time.monotonic() when decoded, for latency
     chroma_upscaled: bool = False  # a GPU backend already upscaled Cb/Cr with the luma
+    colour: Colour | None = None  # matrix and range of the planes (live frames carry it; None: untagged)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -135,7 +135,9 @@ def test_one_server_dies_the_other_camera_keeps_going(models_dir: Path) -> None:
 
 
 def test_rtsp_push_reaches_the_server(models_dir: Path, clip_factory, tmp_path: Path) -> None:
-    clip = clip_factory("live_push.mp4", width=176, height=144, frames=50)
+    """The re-stream arrives, 2x, and keeps the camera's colour: a full-range BT.709 source is
+    published full range and BT.709 (the H.264 VUI), not as limited-range defaults."""
+    clip = clip_factory("live_push_full709.mp4", width=176, height=144, frames=50, full_range=True, bt709=True)
     received = tmp_path / "received.ts"
     with RtspServer({"cam": (176, 144, 25)}, record=received) as server:
         proc = live_cli(str(clip.path), "--realtime", "--loop", "-o", f"rtsp://127.0.0.1:{server.port}/push",
@@ -147,6 +149,7 @@ def test_rtsp_push_reaches_the_server(models_dir: Path, clip_factory, tmp_path: 
         frames = [f for f in c.decode(video=0)]
     assert len(frames) > 40, len(frames)
     assert (frames[0].width, frames[0].height) == (352, 288)
+    assert (int(frames[0].color_range), int(frames[0].colorspace)) == (2, 1)  # JPEG range, BT.709
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -3,12 +3,20 @@
 A plan is only valid for the exact ONNX file, input shape range, precision, TensorRT
 version and GPU it was built for. The key hashes all of them; the JSON beside each plan
 keeps them readable, so a mismatch can be explained instead of failing obscurely.
+
+Every file here is written atomically (``atomic_write_bytes``): a unique temporary name in the
+same folder, fsync, ``os.replace``, fsync of the folder. A crash, a full disk or two processes
+building at once leave either the old file or the new one, never a torn plan that a later run
+would load.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,8 +81,56 @@ def plan_path(folder: Path, card: ModelCard, key: EngineKey) -> Path:
     return folder / f"{card.name}.{key.precision}.{key.digest()}.plan"
 
 
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A unique temporary path beside ``target`` to write; on success it is fsynced and renamed
+    over ``target`` (and the folder fsynced), on failure removed."""
+    target = Path(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(temp, 0o644 & ~_umask())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``target`` so that readers see the old file or the whole new one."""
+    with atomic_path(target) as temp, open(temp, "wb") as f:
+        f.write(data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_key(plan: Path, key: EngineKey) -> None:
-    plan.with_suffix(".json").write_text(json.dumps(asdict(key), indent=2, sort_keys=True) + "\n")
+    text = json.dumps(asdict(key), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(plan.with_suffix(".json"), text.encode())
 
 
 def read_key(meta: Path) -> EngineKey | None:

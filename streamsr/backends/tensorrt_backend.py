@@ -16,7 +16,8 @@ import numpy as np
 from streamsr.backends.cuda_backend import require_cuda
 from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.backends.engine_cache import (
-    EngineKey, ShapeProfile, cache_dir, file_sha256, plan_path, stale_reasons, write_key,
+    EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, file_sha256, plan_path, stale_reasons,
+    write_key,
 )
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
 from streamsr.types import ModelCard
@@ -54,7 +55,8 @@ def onnx_for_build(card: ModelCard, precision: str, trt: Any, folder: Path) -> P
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{card.name}.fp16.onnx"
     if not target.exists():
-        convert_file(card.file(card.onnx), target)
+        with atomic_path(target) as temp:
+            convert_file(card.file(card.onnx), temp)
     return target
 
 
@@ -98,7 +100,7 @@ def build_plan(onnx_path: Path, profile: ShapeProfile, precision: str, channels:
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ModelError(f"TensorRT could not build an engine from {onnx_path.name}")
-    timing_cache.write_bytes(memoryview(config.get_timing_cache().serialize()))
+    atomic_write_bytes(timing_cache, memoryview(config.get_timing_cache().serialize()))
     return bytes(memoryview(plan))
 
 
@@ -119,10 +121,8 @@ def ensure_plan(card: ModelCard, profile: ShapeProfile, precision: str) -> Path:
     log.warning("building a TensorRT engine for %s (%s, batch %d..%d, %dx%d); this takes a while once",
                 card.name, precision, profile.min[0], profile.max[0], profile.max[2], profile.max[1])
     data = build_plan(onnx_path, profile, precision, card.channels, trt, folder / "timing.cache")
-    temp = plan.with_suffix(".partial")
-    temp.write_bytes(data)
-    temp.replace(plan)
-    write_key(plan, key)
+    write_key(plan, key)  # the key first: a plan never exists without the JSON that explains it
+    atomic_write_bytes(plan, data)
     return plan
 
 

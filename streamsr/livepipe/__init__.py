@@ -1,7 +1,8 @@
 """Live feeds: many cameras through one model with bounded latency (see docs/LIVE.md)."""
 from __future__ import annotations
 
-from streamsr.livepipe.hub import Camera, LiveOutput, LivePipeline, LivePolicy
+from streamsr.livepipe.hub import Camera, LivePipeline, LivePolicy
 from streamsr.livepipe.metrics import CameraMetrics, prometheus_text
+from streamsr.livepipe.outputs import LiveOutput
 
 __all__ = ["Camera", "CameraMetrics", "LiveOutput", "LivePipeline", "LivePolicy", "prometheus_text"]

@@ -3,12 +3,15 @@
 Unknown keys are errors (a typo must not silently become a default). ``${VAR}`` in a URL
 is read from the environment, so passwords need not live in the file. See
 configs/live/example.yaml.
+
+Precedence: the command line wins over this file, and this file wins over the defaults written
+in the dataclasses below (the only place defaults live; the command line's are all None).
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ class ModelConfig:
     scale: int = 2
     name: str | None = None
     engine: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # as the command line: each engine's default (fp32 on the CPU)
     threads: int | None = None
 
 
@@ -52,6 +55,11 @@ class OutputsConfig:
     record: str | None = None
     segments: SegmentSettings = SegmentSettings()
     preview_fps: float = 25.0
+    allow_hosts: tuple[str, ...] = ()  # Host names the preview answers besides its own address
+    token_file: str | None = None  # preview bearer token (else $STREAMSR_PREVIEW_TOKEN)
+    basic_auth_file: str | None = None  # preview user:password (else $STREAMSR_PREVIEW_BASIC)
+    max_clients: int = 32  # preview connections at once; more get 503
+    client_timeout_s: float = 10.0  # preview: a client silent or stalled this long is dropped
 
 
 @dataclass(frozen=True)
@@ -135,9 +143,12 @@ def parse_config(data: Any, origin: str = "config") -> LiveConfig:
     elif record is not None:
         record_dir = str(record)
     outputs = _strict(OutputsConfig, outputs_raw, "outputs")
-    outputs = OutputsConfig(serve=outputs.serve, display=bool(outputs.display),
-                            push=expand_env(outputs.push, "outputs.push") if outputs.push else None,
-                            record=record_dir, segments=segments, preview_fps=outputs.preview_fps)
+    hosts = outputs.allow_hosts
+    if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts):
+        raise ConfigError(f"{origin}: outputs.allow_hosts must be a list of host names")
+    outputs = replace(outputs, display=bool(outputs.display), allow_hosts=tuple(hosts),
+                      push=expand_env(outputs.push, "outputs.push") if outputs.push else None,
+                      record=record_dir, segments=segments)
     model = _strict(ModelConfig, data.get("model"), "model")
     return LiveConfig(cameras=tuple(cameras), model=model, policy=policy, source=source, outputs=outputs)
 

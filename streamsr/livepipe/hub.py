@@ -3,13 +3,16 @@
     camera thread (one per source) --newest-frames queue--+
     camera thread ...              --newest-frames queue--+-> inference thread (batches
                                                               equal-size frames across cameras)
-      -> per-camera queue -> per-camera output thread: chroma, ceiling check, outputs, latency
+      -> per-camera queue -> per-camera output thread: chroma, ceiling check, latency
+      -> per-(camera, output) queue and thread: the output's write (streamsr.livepipe.outputs)
 
 Live policy: every queue keeps the newest frames and drops the oldest (counted, reason
 ``queue``). A frame too old to finish inside the latency ceiling is dropped before inference
 (``stale``); one that is over the ceiling when it reaches the outputs is dropped there
 (``late``). So every frame shown is at most ``latency_ceiling_s`` old. One camera's failure
-(its source reconnects on its own) or one output's error never stops the others.
+(its source reconnects on its own) or one output's error or slowness never stops the others.
+A frame whose post-processing fails is dropped (``error``), counted, and logged at most once
+every ``POST_ERROR_LOG_S`` seconds.
 """
 from __future__ import annotations
 
@@ -19,13 +22,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import numpy as np
 
 from streamsr.backends.base import Backend
 from streamsr.errors import ConfigError
 from streamsr.livepipe.metrics import CameraMetrics
+from streamsr.livepipe.outputs import LiveOutput, OutputWorker, output_labels
+from streamsr.livepipe.queue import NewestQueue
 from streamsr.postprocess import finish
 from streamsr.sources.live_source import LiveSource
 from streamsr.types import Frame
@@ -34,12 +38,8 @@ from streamsr.urls import mask_text
 log = logging.getLogger(__name__)
 
 
-class LiveOutput(Protocol):
-    """Where enhanced frames go. ``write`` is called from the camera's own output thread."""
-
-    def write(self, camera: str, frame: Frame) -> None: ...
-
-    def close(self) -> None: ...
+POST_ERROR_LOG_S = 10.0
+__all__ = ["Camera", "LiveOutput", "LivePipeline", "LivePolicy", "NewestQueue"]
 
 
 @dataclass(frozen=True)
@@ -57,44 +57,6 @@ class LivePolicy:
             raise ConfigError(f"the latency ceiling must be positive, not {self.latency_ceiling_s}")
 
 
-class NewestQueue:
-    """A bounded FIFO that drops its oldest item when full; ``notify`` wakes a shared waiter."""
-
-    def __init__(self, maxsize: int, on_drop: Callable[[int], None], notify: threading.Condition | None = None):
-        self._items: deque[Frame] = deque()
-        self.maxsize = maxsize
-        self._on_drop = on_drop
-        self._lock = threading.Lock()
-        self._ready = notify or threading.Condition()
-
-    def put(self, item: Frame) -> None:
-        dropped = 0
-        with self._lock:
-            while len(self._items) >= self.maxsize:
-                self._items.popleft()
-                dropped += 1
-            self._items.append(item)
-        if dropped:
-            self._on_drop(dropped)
-        with self._ready:
-            self._ready.notify_all()
-
-    def pop(self) -> Frame | None:
-        with self._lock:
-            return self._items.popleft() if self._items else None
-
-    def wait_pop(self, timeout: float) -> Frame | None:
-        item = self.pop()
-        if item is None:
-            with self._ready:
-                self._ready.wait(timeout)
-            item = self.pop()
-        return item
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class Camera:
     """One source, its capture thread and its metrics."""
 
@@ -106,7 +68,7 @@ class Camera:
         self.inbox: NewestQueue | None = None
         self.outbox: NewestQueue | None = None
         self.error: BaseException | None = None
-        self.output_failures: dict[int, str] = {}
+        self.workers: list[OutputWorker] = []
 
 
 class LivePipeline:
@@ -155,6 +117,13 @@ class LivePipeline:
 
         spawn(self._infer_loop, "streamsr-live-infer")
         for cam in self.cameras:
+            outputs = self.outputs + cam.outputs
+            cam.workers = [OutputWorker(cam.name, out, label, cam.metrics, self.policy.queue_size,
+                                        self.policy.latency_ceiling_s)
+                           for out, label in zip(outputs, output_labels(outputs))]
+            for w in cam.workers:
+                w.start()
+                self._threads.append(w.thread)
             spawn(self._capture_loop, f"streamsr-capture-{cam.name}", cam)
             spawn(self._output_loop, f"streamsr-output-{cam.name}", cam)
         return self
@@ -277,30 +246,43 @@ class LivePipeline:
 
     def _output_loop(self, cam: Camera) -> None:
         ceiling = self.policy.latency_ceiling_s
-        outputs = self.outputs + cam.outputs
-        while not self.stop_event.is_set():
-            frame = cam.outbox.wait_pop(0.05)
-            if frame is None:
-                continue
-            try:
-                frame = self.post(frame)
-            except Exception as e:  # noqa: BLE001
-                log.error("%s: post-processing failed: %s", cam.name, e)
-                continue
-            if time.monotonic() - (frame.captured_at or 0.0) > ceiling:
-                cam.metrics.dropped("late")
-                continue
-            for i, out in enumerate(outputs):
+        post_errors = _Throttled(POST_ERROR_LOG_S)
+        try:
+            while not self.stop_event.is_set():
+                frame = cam.outbox.wait_pop(0.05)
+                if frame is None:
+                    continue
                 try:
-                    out.write(cam.name, frame)
-                    if i in cam.output_failures:
-                        log.warning("%s: output %s works again", cam.name, type(out).__name__)
-                        del cam.output_failures[i]
-                except Exception as e:  # noqa: BLE001 - one output's error never stops the others
-                    cam.metrics.output_errors += 1
-                    reason = mask_text(f"{type(e).__name__}: {e}")
-                    if cam.output_failures.get(i) != reason:
-                        log.warning("%s: output %s failed: %s", cam.name, type(out).__name__, reason)
-                        cam.output_failures[i] = reason
-            now = time.monotonic()
-            cam.metrics.delivered(now - (frame.captured_at or now), now)
+                    frame = self.post(frame)
+                except Exception as e:  # noqa: BLE001 - a bad frame is dropped and counted, the feed goes on
+                    cam.metrics.postprocess_failed()
+                    post_errors.log(f"{cam.name}: post-processing failed", mask_text(f"{type(e).__name__}: {e}"))
+                    continue
+                if time.monotonic() - (frame.captured_at or 0.0) > ceiling:
+                    cam.metrics.dropped("late")
+                    continue
+                for worker in cam.workers:  # never blocks: each output has its own queue and thread
+                    worker.put(frame)
+                now = time.monotonic()
+                cam.metrics.delivered(now - (frame.captured_at or now), now)
+        finally:
+            for worker in cam.workers:
+                worker.upstream_done.set()  # they write what is queued, then end
+
+
+class _Throttled:
+    """Logs an error at once, then at most once per ``every_s`` seconds with the count in between."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.last = -float("inf")
+        self.suppressed = 0
+
+    def log(self, what: str, reason: str) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            self.suppressed += 1
+            return
+        more = f" (and {self.suppressed} more time(s) since the last report)" if self.suppressed else ""
+        log.error("%s: %s%s", what, reason, more)
+        self.last, self.suppressed = now, 0

@@ -6,8 +6,8 @@ Latency is capture (decode) to output (every output has been handed the frame), 
 from __future__ import annotations
 
 import threading
-from array import array
 import time
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -17,7 +17,9 @@ import numpy as np
 from streamsr.sources.live_source import SourceState
 
 QUANTILES = (0.5, 0.95, 0.99)
-DROP_REASONS = ("queue", "stale", "late")  # queue full (newer frame came), too old to infer, too old to show
+# queue full (newer frame came), too old to infer, too old to show, post-processing failed
+DROP_REASONS = ("queue", "stale", "late", "error")
+OUTPUT_DROP_REASONS = ("queue", "late")  # per output: it fell behind the camera, or a frame waited too long
 
 
 class RateMeter:
@@ -55,6 +57,9 @@ class CameraMetrics:
         self.frames_out = 0
         self.drops = dict.fromkeys(DROP_REASONS, 0)
         self.output_errors = 0
+        self.output_drops: dict[str, dict[str, int]] = {}  # output label -> reason -> frames
+        self.output_error_counts: dict[str, int] = {}  # output label -> errors
+        self.postprocess_errors = 0
         self.latency_sum = 0.0
         self._latency: deque[float] = deque(maxlen=window)  # the most recent frames
         self._all_latency = array("f")  # every frame of the run (4 bytes each, capped), for the exit summary
@@ -66,8 +71,10 @@ class CameraMetrics:
         """Forget what was counted so far (benchmarks: after the warm-up)."""
         with self._lock:
             self.started = time.monotonic()
-            self.frames_in = self.frames_out = self.output_errors = 0
+            self.frames_in = self.frames_out = self.output_errors = self.postprocess_errors = 0
             self.drops = dict.fromkeys(DROP_REASONS, 0)
+            self.output_drops = {k: dict.fromkeys(OUTPUT_DROP_REASONS, 0) for k in self.output_drops}
+            self.output_error_counts = dict.fromkeys(self.output_error_counts, 0)
             self.latency_sum = 0.0
             self._latency.clear()
             self._all_latency = array("f")
@@ -80,6 +87,21 @@ class CameraMetrics:
     def dropped(self, reason: str, n: int = 1) -> None:
         with self._lock:
             self.drops[reason] += n
+
+    def postprocess_failed(self) -> None:
+        """A frame whose post-processing raised: counted as an error and as a drop."""
+        with self._lock:
+            self.postprocess_errors += 1
+            self.drops["error"] += 1
+
+    def output_dropped(self, output: str, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.output_drops.setdefault(output, dict.fromkeys(OUTPUT_DROP_REASONS, 0))[reason] += n
+
+    def output_error(self, output: str) -> None:
+        with self._lock:
+            self.output_errors += 1
+            self.output_error_counts[output] = self.output_error_counts.get(output, 0) + 1
 
     def delivered(self, latency_s: float, now: float) -> None:
         with self._lock:
@@ -96,6 +118,8 @@ class CameraMetrics:
             lat = np.array(self._all_latency if whole_run else self._latency, dtype=np.float64)  # a copy
             fps_in, fps_out = self._in.rate(now), self._out.rate(now)
             drops = dict(self.drops)
+            output_drops = {k: dict(v) for k, v in self.output_drops.items()}
+            output_error_counts = dict(self.output_error_counts)
             frames_in, frames_out = self.frames_in, self.frames_out
             latency_sum = self.latency_sum
         q = {f"p{int(x * 100)}": (float(np.quantile(lat, x)) if lat.size else None) for x in QUANTILES}
@@ -118,6 +142,9 @@ class CameraMetrics:
             "uptime_s": s.uptime(now),
             "running_s": now - self.started,
             "output_errors": self.output_errors,
+            "output_errors_by_output": output_error_counts,
+            "output_dropped": output_drops,
+            "postprocess_errors": self.postprocess_errors,
         }
 
 
@@ -165,4 +192,10 @@ def prometheus_text(cameras: Iterable[CameraMetrics]) -> str:
            [(lb, s["uptime_s"]) for s, lb in cam])
     family("streamsr_output_errors_total", "counter", "Errors writing to an output.",
            [(lb, s["output_errors"]) for s, lb in cam])
+    family("streamsr_output_frames_dropped_total", "counter",
+           "Frames an output did not write (queue: it fell behind, a newer frame replaced it; late: over the ceiling).",
+           [(f'{lb},output="{_label(o)}",reason="{r}"', n)
+            for s, lb in cam for o, by in sorted(s["output_dropped"].items()) for r, n in by.items()])
+    family("streamsr_postprocess_errors_total", "counter", "Frames whose post-processing (chroma upscale) failed.",
+           [(lb, s["postprocess_errors"]) for s, lb in cam])
     return "\n".join(lines) + "\n"

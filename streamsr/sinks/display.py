@@ -13,7 +13,6 @@ import numpy as np
 
 from streamsr.colour import upscale_planes_classic
 from streamsr.errors import ConfigError
-from streamsr.sinks.av_sink import pad_to_even
 from streamsr.sinks.http_preview import planes_to_bgr420
 from streamsr.types import Frame
 
@@ -32,6 +31,8 @@ def gui_available() -> bool:
 class DisplayWindow:
     """A LiveOutput plus a ``show()`` loop step for the main thread."""
 
+    label = "display"
+
     def __init__(self, cameras: list[str], scale: int) -> None:
         if not gui_available():
             raise ConfigError(GUI_MISSING)
@@ -46,10 +47,11 @@ class DisplayWindow:
             self._latest[camera] = frame
 
     def picture(self, frame: Frame) -> np.ndarray:
-        model = planes_to_bgr420(frame.planes)
+        model = planes_to_bgr420(frame.planes, frame.colour)
         if not self.compare or frame.source_planes is None:
             return model
-        bicubic = planes_to_bgr420(pad_to_even(upscale_planes_classic(frame.source_planes, self.scale, cv2.INTER_CUBIC)))
+        bicubic_planes = upscale_planes_classic(frame.source_planes, self.scale, cv2.INTER_CUBIC)
+        bicubic = planes_to_bgr420(bicubic_planes, frame.colour)
         h = min(model.shape[0], bicubic.shape[0])
         pic = np.hstack([bicubic[:h], model[:h]])
         for text, x in (("bicubic", 10), ("model", bicubic.shape[1] + 10)):

@@ -7,31 +7,39 @@ Routes (GET/HEAD only; everything else is 404 or 405):
     /metrics                Prometheus text
 
 It binds to 127.0.0.1 unless told otherwise, serves no files and never shows a stream URL.
-JPEGs are encoded lazily by the client threads, once per frame however many clients watch,
-and not at all when nobody does.
+Requests whose Host header is not one the server answers to get 421 (DNS rebinding), and with
+credentials set every route needs them (401); serving beyond loopback requires credentials
+(``streamsr.sinks.preview_access``). Every connection has a timeout, and connections beyond
+``max_clients`` get 503. JPEGs are encoded by the client threads, once per frame however many
+clients watch (the first one encodes, the others wait for it), and not at all when nobody does.
 """
 from __future__ import annotations
 
 import html
 import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import unquote
 
 import cv2
 import numpy as np
 
+from streamsr.colour import Colour, ycbcr_to_bgr
 from streamsr.errors import ConfigError, OutputError
 from streamsr.livepipe.metrics import CameraMetrics, prometheus_text
-from streamsr.sinks.av_sink import pad_to_even
+from streamsr.sinks.preview_access import Credentials, HostCheck, check_exposure
 from streamsr.types import Frame
 
 log = logging.getLogger(__name__)
 
 BOUNDARY = "streamsrframe"
+MAX_CLIENTS = 32
+TIMEOUT_S = 10.0
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -47,22 +55,18 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, number
 
 
-def planes_to_bgr420(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """(Y, Cb, Cr) 4:2:0 planes (limited range, BT.601) to a BGR picture."""
-    y, cb, cr = pad_to_even(planes)
-    h, w = y.shape
-    if cb.shape == y.shape:  # 4:4:4
-        return cv2.cvtColor(np.dstack([y, cr, cb]), cv2.COLOR_YCrCb2BGR)
-    q = (h // 2) * (w // 2)
-    flat = np.empty(h * w + 2 * q, np.uint8)
-    flat[: h * w] = y.reshape(-1)
-    flat[h * w: h * w + q] = cb[: h // 2, : w // 2].reshape(-1)
-    flat[h * w + q:] = cr[: h // 2, : w // 2].reshape(-1)
-    return cv2.cvtColor(flat.reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_I420)
+def planes_to_bgr420(planes: tuple[np.ndarray, np.ndarray, np.ndarray], colour: Colour | None = None) -> np.ndarray:
+    """(Y, Cb, Cr) planes to a BGR picture in their own matrix and range (None: BT.601 limited)."""
+    return ycbcr_to_bgr(planes, colour)
+
+
+def encode_jpeg(frame: Frame, quality: int) -> bytes | None:
+    ok, data = cv2.imencode(".jpg", planes_to_bgr420(frame.planes, frame.colour), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes() if ok else None
 
 
 class _Slot:
-    """The newest frame of one camera and its JPEG, encoded at most once."""
+    """The newest frame of one camera and its JPEG, encoded at most once per frame."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -70,23 +74,78 @@ class _Slot:
         self.frame: Frame | None = None
         self.jpeg: bytes | None = None
         self.jpeg_seq = -1
+        self.encodes = 0
+        self._encoding = threading.Lock()  # one encoder at a time; the other viewers wait and reuse
 
     def jpeg_for(self, quality: int) -> tuple[int, bytes | None]:
+        """(sequence number, JPEG) of the newest frame, encoding it only if nobody has yet."""
         with self.cond:
-            seq, frame = self.seq, self.frame
-            if seq == self.jpeg_seq:
+            if self.seq == self.jpeg_seq or self.frame is None:
+                return self.seq, self.jpeg
+        with self._encoding:
+            with self.cond:
+                seq, frame = self.seq, self.frame
+                if self.jpeg_seq >= seq:  # another viewer encoded it while this one waited
+                    return self.jpeg_seq, self.jpeg
+            data = encode_jpeg(frame, quality)  # type: ignore[arg-type]
+            with self.cond:
+                self.encodes += 1
+                if data is not None:
+                    self.jpeg, self.jpeg_seq = data, seq
                 return seq, self.jpeg
-        if frame is None:
-            return seq, None
-        ok, data = cv2.imencode(".jpg", planes_to_bgr420(frame.planes), [cv2.IMWRITE_JPEG_QUALITY, quality])
-        with self.cond:
-            if ok and seq > self.jpeg_seq:
-                self.jpeg, self.jpeg_seq = data.tobytes(), seq
-            return seq, self.jpeg
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most ``max_clients`` connections at once (503 beyond)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_clients: int) -> None:
+        if max_clients < 1:
+            raise ConfigError(f"max_clients must be at least 1, not {max_clients}")
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self.refused = 0
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        body = b"too many connections\n"
+        try:
+            request.settimeout(0.2)
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\n"
+                            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 0.2  # drain the request a moment, so closing does not reset
+            while time.monotonic() < deadline and request.recv(4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            request.close()
 
 
 class PreviewServer:
     """A LiveOutput that serves the newest enhanced frame of each camera to browsers."""
+
+    label = "preview"
 
     def __init__(
         self,
@@ -96,19 +155,29 @@ class PreviewServer:
         port: int = 8080,
         max_fps: float = 25.0,
         quality: int = 80,
+        *,
+        credentials: Credentials | None = None,
+        allow_hosts: Iterable[str] = (),
+        max_clients: int = MAX_CLIENTS,
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
+        self.credentials = credentials or Credentials()
+        check_exposure(host, self.credentials)
+        if timeout_s <= 0:
+            raise ConfigError(f"the preview connection timeout must be positive, not {timeout_s}")
         self.slots = {name: _Slot() for name in cameras}
         self.metrics = metrics
         self.max_fps = max_fps
         self.quality = quality
+        self.timeout_s = timeout_s
         self._closing = threading.Event()
         handler = _handler_for(self)
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = _BoundedServer((host, port), handler, max_clients)
         except OSError as e:
             raise OutputError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
-        self.httpd.daemon_threads = True
         self.host, self.port = self.httpd.server_address[:2]
+        self.hosts = HostCheck(host, self.port, [*allow_hosts, str(self.host)])  # a name binds its address too
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="streamsr-preview", daemon=True)
         self._thread.start()
@@ -118,6 +187,11 @@ class PreviewServer:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in str(self.host) else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def jpeg_encodes(self) -> int:
+        """JPEG encodes so far, all cameras (at most one per frame written, none without viewers)."""
+        return sum(slot.encodes for slot in self.slots.values())
 
     def write(self, camera: str, frame: Frame) -> None:
         slot = self.slots[camera]
@@ -188,6 +262,7 @@ def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
         server_version = "streamsr"
         sys_version = ""
         protocol_version = "HTTP/1.1"
+        timeout = server.timeout_s  # every socket operation: a silent or stalled client is dropped
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             log.debug("preview: %s %s", self.address_string(), format % args)
@@ -211,7 +286,27 @@ def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:  # noqa: N802
             self.do_GET()
 
+        def _admitted(self) -> bool:
+            """Host check (421), then credentials (401)."""
+            if not server.hosts.allows(self.headers.get("Host")):
+                self.close_connection = True
+                self._send(421, b"this server does not answer to that host name\n", "text/plain")
+                return False
+            if not server.credentials.allows(self.headers.get("Authorization")):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", server.credentials.challenge())
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "14")
+                self._common_headers()
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(b"unauthorized\r\n")
+                return False
+            return True
+
         def do_GET(self) -> None:  # noqa: N802
+            if not self._admitted():
+                return
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 self._send(200, server.page(), "text/html; charset=utf-8")
@@ -261,7 +356,7 @@ def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
                                      "\r\n\r\n".encode() + jpeg + b"\r\n")
                     self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError, OSError):
+                except OSError:  # gone, reset, or stalled past the timeout
                     return
                 sent_at = time.monotonic()
 

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import av
 
+from streamsr.colour import BT601_TV, Colour
 from streamsr.errors import ConfigError, OutputError
 from streamsr.sinks.av_sink import fill_frame, pad_to_even
 from streamsr.types import Frame
@@ -30,12 +31,13 @@ class _Push:
         self.out = None
         self.stream = None
         self.size: tuple[int, int] | None = None
+        self.colour: Colour | None = None
         self.first: float | None = None
         self.last_pts = -1
         self.retry_at = 0.0
         self.failures = 0
 
-    def open(self, size: tuple[int, int]) -> None:
+    def open(self, size: tuple[int, int], colour: Colour) -> None:
         try:
             out = av.open(self.url, mode="w", format="rtsp",
                           options={"rtsp_transport": self.transport}, timeout=(5.0, 5.0))
@@ -46,22 +48,25 @@ class _Push:
         stream.pix_fmt = "yuv420p"
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
+        for attr, value in colour.encoder_tags().items():  # the camera's range and matrix, in the H.264 VUI
+            setattr(stream.codec_context, attr, value)
         stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency",
                                         "x264-params": f"keyint={self.rate}:repeat-headers=1"}
-        self.out, self.stream, self.size = out, stream, size
+        self.out, self.stream, self.size, self.colour = out, stream, size, colour
         self.first, self.last_pts = None, -1
 
     def write(self, frame: Frame) -> None:
         planes = pad_to_even(frame.planes)
         size = planes[0].shape[1], planes[0].shape[0]
         now = time.monotonic()
-        if self.out is not None and size != self.size:
+        colour = frame.colour or BT601_TV
+        if self.out is not None and (size != self.size or colour != self.colour):
             self.close()
         if self.out is None:
             if now < self.retry_at:
                 return
             try:
-                self.open(size)
+                self.open(size, colour)
             except OutputError:
                 self.failures += 1
                 self.retry_at = now + min(30.0, 0.5 * 2 ** min(self.failures, 6))
@@ -103,6 +108,8 @@ class _Push:
 
 class RtspPush:
     """A LiveOutput that publishes each camera to ``url`` (``{camera}`` expands to its name)."""
+
+    label = "push"
 
     def __init__(self, url: str, cameras: list[str], transport: str = "tcp", rate: int = 25) -> None:
         if not url.lower().startswith(("rtsp://", "rtsps://")):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 
+from streamsr.colour import BT601_TV, Colour
 from streamsr.errors import ConfigError, OutputError
 from streamsr.sinks.av_sink import ENCODERS, fill_frame, pad_to_even
 from streamsr.types import Frame
@@ -57,12 +58,13 @@ class _CameraRecorder:
         self.out: av.container.OutputContainer | None = None
         self.stream = None
         self.size: tuple[int, int] | None = None
+        self.colour: Colour | None = None
         self.started = 0.0
         self.first_capture: float | None = None
         self.last_pts = -1
         self.files: list[Path] = []
 
-    def _open(self, size: tuple[int, int], now: float) -> None:
+    def _open(self, size: tuple[int, int], colour: Colour, now: float) -> None:
         fmt, suffix, options = SEGMENT_FORMATS[self.settings.format]
         name = time.strftime(self.settings.name, time.localtime()) + suffix
         path = self.folder / name
@@ -79,11 +81,14 @@ class _CameraRecorder:
         stream.pix_fmt = "yuv420p"
         stream.time_base = self.TIME_BASE
         stream.codec_context.time_base = self.TIME_BASE
+        for attr, value in colour.encoder_tags().items():  # the camera's range and matrix, not the defaults
+            setattr(stream.codec_context, attr, value)
         stream.codec_context.options = {"preset": self.settings.preset, "crf": str(self.settings.crf),
                                         "tune": "zerolatency",
                                         "x264-params": f"keyint={max(1, int(self.settings.gop_s * 25))}:scenecut=0"}
         self.stream = stream
         self.size = size
+        self.colour = colour
         self.started = now
         self.files.append(path)
         log.info("recording %s", path)
@@ -92,10 +97,12 @@ class _CameraRecorder:
         planes = pad_to_even(frame.planes)
         size = planes[0].shape[1], planes[0].shape[0]
         now = frame.captured_at or time.monotonic()
-        if self.out is not None and (size != self.size or now - self.started >= self.settings.segment_s):
+        colour = frame.colour or BT601_TV
+        if self.out is not None and (size != self.size or colour != self.colour
+                                     or now - self.started >= self.settings.segment_s):
             self.close()
         if self.out is None:
-            self._open(size, now)
+            self._open(size, colour, now)
             self.first_capture = now
             self.last_pts = -1
         pts = int(round((now - self.first_capture) / self.TIME_BASE))
@@ -119,7 +126,11 @@ class _CameraRecorder:
 
 
 class SegmentRecorder:
-    """A LiveOutput: ``folder/<camera>/<start time>.ts``, a new file every ``segment_s``."""
+    """A LiveOutput: ``folder/<camera>/<start time>.ts``, a new file every ``segment_s``
+    and whenever the frame size or colour (range, matrix) changes; each file is tagged with the
+    frames' colour."""
+
+    label = "record"
 
     def __init__(self, folder: str | Path, settings: SegmentSettings | None = None) -> None:
         self.folder = Path(folder)

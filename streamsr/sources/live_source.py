@@ -24,8 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streamsr.colour import BT601_TV, Colour, bgr_to_yuv420, colour_from_tags
 from streamsr.errors import ConfigError, InputError
-from streamsr.sources.av_source import check_readable_file, frame_planes
+from streamsr.sources.av_source import check_readable_file, plane_array
 from streamsr.types import Frame
 from streamsr.urls import is_stream_url, mask_text, mask_url
 
@@ -186,10 +187,10 @@ class LiveSource:
         else:
             yield from self._av_session(stop)
 
-    def _frame(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], captured_at: float) -> Frame:
+    def _frame(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], captured_at: float, colour: Colour) -> Frame:
         frame = Frame(
             index=self._index, planes=planes, pts=int(round((captured_at - self._epoch) / LIVE_TIME_BASE)),
-            time_base=LIVE_TIME_BASE, name=self.name, captured_at=captured_at,
+            time_base=LIVE_TIME_BASE, name=self.name, captured_at=captured_at, colour=colour,
         )
         self._index += 1
         return frame
@@ -235,7 +236,8 @@ class LiveSource:
                         pace.wait(decoded.time, stop)
                     captured = time.monotonic()
                     last = captured
-                    yield self._frame(frame_planes(decoded), captured)
+                    planes, colour = decoded_planes(decoded)
+                    yield self._frame(planes, captured, colour)
                 if time.monotonic() - last > o.stall_s:
                     raise SourceLost(f"stalled: no video frame for {time.monotonic() - last:.1f} s")
         except av.error.FFmpegError as e:
@@ -264,20 +266,30 @@ class LiveSource:
                         raise SourceLost("no frame from the device" if self.kind == "device" else "ended")
                     continue
                 last = now
-                yield self._frame(bgr_to_yuv420(bgr), now)
+                yield self._frame(bgr_to_yuv420(bgr, BT601_TV), now, BT601_TV)
         finally:
             cap.release()
 
 
-def bgr_to_yuv420(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An 8-bit BGR picture to (Y, Cb, Cr) 4:2:0 planes (odd sizes are cropped to even)."""
-    import cv2
+def decoded_planes(decoded: av.VideoFrame) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], Colour]:
+    """(Y, Cb, Cr) 4:2:0 planes of a decoded frame and their colour (matrix and range).
 
-    h, w = bgr.shape[0] & ~1, bgr.shape[1] & ~1
-    i420 = cv2.cvtColor(np.ascontiguousarray(bgr[:h, :w]), cv2.COLOR_BGR2YUV_I420)
-    y = i420[:h]
-    chroma = i420[h:].reshape(2, h // 2, w // 2)
-    return y.copy(), chroma[0].copy(), chroma[1].copy()
+    Full-range video (``yuvj*`` formats, or a JPEG range tag) stays full range: a format other
+    than 4:2:0 is converted to 4:2:0 at its own range, never squeezed to limited range.
+    """
+    fmt = decoded.format.name
+    colour = colour_from_tags(_enum(decoded.colorspace), _enum(decoded.color_range), decoded.height,
+                              full_range_format=fmt.startswith("yuvj"),
+                              primaries=_enum(getattr(decoded, "color_primaries", None)),
+                              transfer=_enum(getattr(decoded, "color_trc", None)))
+    if fmt not in ("yuv420p", "yuvj420p"):
+        rng = "JPEG" if colour.full_range else "MPEG"
+        decoded = decoded.reformat(format="yuv420p", src_color_range=rng, dst_color_range=rng)
+    return (plane_array(decoded.planes[0]), plane_array(decoded.planes[1]), plane_array(decoded.planes[2])), colour
+
+
+def _enum(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 class _Pacer:
