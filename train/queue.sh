@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The training queue of this checkout, in order; rerun it to resume (python -m train.queue skips
+# finished runs and resumes the others from their checkpoints). Pin it with taskset to keep
+# other work off its core, e.g.  taskset -c 0 train/queue.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec python -m train.queue \
+  configs/train/repsr_x2.yaml configs/train/repsr_cctv_x2.yaml \
+  configs/train/repsr_x3.yaml configs/train/repsr_x4.yaml \
+  configs/train/espcn_x2.yaml configs/train/espcn_x3.yaml configs/train/espcn_x4.yaml
