@@ -37,7 +37,12 @@ def _describe(err: dict[str, Any], where: str) -> str:
 
 
 def build(cls: type[T], data: Any, where: str = "config") -> T:
-    """``data`` (parsed YAML) as a ``cls`` instance, or a ConfigError naming every problem."""
+    """``data`` (parsed YAML) as a ``cls`` instance, or a ConfigError naming every problem.
+
+    A dataclass not marked with :func:`strict_config` is closed here all the same.
+    """
+    if "__pydantic_config__" not in vars(cls):
+        strict_config(cls)
     try:
         payload = json.dumps(data if data is not None else {})
     except (TypeError, ValueError) as e:

@@ -103,3 +103,23 @@ def test_defaults_are_the_same_with_and_without_a_file(tmp_path: Path) -> None:
     with_file, without = _config("--config", str(path)), _config("gate=rtsp://127.0.0.1/s")
     assert with_file == without
     assert without.model.precision == "auto" and without.model.scale == 2
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"outputs": {"max_clients": "abc"}}, r"^outputs\.max_clients: input should be a valid integer, got 'abc'$"),
+        ({"live": {"batch": "4"}}, r"^live\.batch: input should be a valid integer, got '4'$"),  # was accepted as 4
+        ({"live": {"transport": "sctp"}}, r"^live: .*transport must be tcp or udp"),
+        ({"outputs": {"record": {"dir": "/tmp", "crf": "x"}}}, r"^outputs\.record\.crf: .*integer"),
+        ({"outputs": {"display": "yes"}}, r"^outputs\.display: input should be a valid boolean"),
+        ({"model": {"scale": 2.5}}, r"^model\.scale: input should be a valid integer"),
+    ],
+)
+def test_wrong_types_are_one_named_error(section: dict, message: str) -> None:
+    from streamsr.errors import ConfigError
+    from streamsr.livepipe.config import parse_config
+
+    data = {"cameras": [{"name": "a", "url": "rtsp://cam/"}], **section}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from streamsr.errors import ConfigError
+from streamsr.typed_config import build
 from streamsr.sinks.segments import SegmentSettings
 from streamsr.sources.live_source import LiveOptions
 
@@ -72,24 +73,13 @@ class LiveConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _strict(cls: type, data: Any, where: str, renames: dict[str, str] | None = None) -> Any:
+def _strict(cls: type, data: Any, where: str) -> Any:
+    """One section, validated by pydantic (streamsr.typed_config): unknown keys and wrong types are errors."""
     if data is None:
         return cls()
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, not {type(data).__name__}")
-    renames = renames or {}
-    known = {f.name for f in fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        name = renames.get(key, key)
-        if name not in known:
-            allowed = sorted(set(known - set(renames.values())) | set(renames))
-            raise ConfigError(f"unknown key {where}.{key} (known: {', '.join(allowed)})")
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"{where}: {e}") from None
+    return build(cls, data, where)
 
 
 def expand_env(url: str, where: str) -> str:
