@@ -25,6 +25,7 @@ from rtsp_server import RtspServer, unavailable_reason  # noqa: E402
 
 from streamsr.enhance import EnhanceOptions, open_backend  # noqa: E402
 from streamsr.livepipe import Camera, LivePipeline, LivePolicy  # noqa: E402
+from streamsr.livepipe.metrics import LiveStatus  # noqa: E402
 from streamsr.sinks.http_preview import PreviewServer  # noqa: E402
 from streamsr.sources.live_source import LiveOptions, LiveSource  # noqa: E402
 
@@ -60,7 +61,7 @@ def main() -> int:
     servers = [RtspServer({"cam": (w, h, 25)}).start() for _ in range(2)]
     cams = [Camera(LiveSource(s.url("cam"), LiveOptions(), name=f"cam{i}")) for i, s in enumerate(servers)]
     pipe = LivePipeline(cams, backend, policy=LivePolicy())
-    preview = PreviewServer([c.name for c in cams], lambda: pipe.metrics, "127.0.0.1", 0)
+    preview = PreviewServer([c.name for c in cams], LiveStatus(lambda: pipe.metrics), "127.0.0.1", 0)
     pipe.outputs.append(preview)
     samples, restarts = [], 0
     end = time.monotonic() + a.minutes * 60

@@ -26,6 +26,7 @@ from streamsr.enhance import EnhanceOptions, open_backend
 from streamsr.errors import ConfigError, PipelineError
 from streamsr.livepipe.config import CameraConfig, LiveConfig, check_camera_name, load_config
 from streamsr.livepipe.hub import Camera, LivePipeline, LivePolicy
+from streamsr.livepipe.metrics import LiveStatus
 from streamsr.progress import table
 from streamsr.sinks.preview_access import BASIC_ENV, TOKEN_ENV, load_credentials
 from streamsr.sinks.segments import SEGMENT_FORMATS, SegmentRecorder
@@ -208,7 +209,7 @@ def _open_outputs(cfg: LiveConfig, names: list[str], pipeline: LivePipeline, cam
             for secret in (credentials.token, credentials.basic):
                 if secret:
                     register_secret(secret)
-            outputs.append(PreviewServer(names, lambda: pipeline.metrics, host, port, max_fps=o.preview_fps,
+            outputs.append(PreviewServer(names, LiveStatus(lambda: pipeline.metrics), host, port, max_fps=o.preview_fps,
                                          credentials=credentials, allow_hosts=o.allow_hosts,
                                          max_clients=o.max_clients, timeout_s=o.client_timeout_s))
         if o.record:

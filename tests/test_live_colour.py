@@ -62,13 +62,13 @@ def test_preview_jpeg_of_a_full_range_bt709_frame_shows_the_colours() -> None:
     import cv2
 
     from streamsr.colour import Colour, bgr_to_yuv420
-    from streamsr.livepipe.metrics import CameraMetrics
+    from streamsr.livepipe.metrics import CameraMetrics, LiveStatus
     from streamsr.sinks.http_preview import PreviewServer
 
     colour = Colour("bt709", "pc")
     frame = Frame(index=0, planes=bgr_to_yuv420(patch_picture(128, 32), colour), captured_at=time.monotonic(),
                   colour=colour)
-    server = PreviewServer(["cam0"], lambda: [CameraMetrics("cam0")], "127.0.0.1", 0)
+    server = PreviewServer(["cam0"], LiveStatus(lambda: [CameraMetrics("cam0")]), "127.0.0.1", 0)
     try:
         server.write("cam0", frame)
         _, jpeg = server.slots["cam0"].jpeg_for(95)

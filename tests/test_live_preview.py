@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from streamsr.errors import ConfigError
-from streamsr.livepipe.metrics import CameraMetrics
+from streamsr.livepipe.metrics import CameraMetrics, LiveStatus
 from streamsr.sinks import http_preview
 from streamsr.sinks.http_preview import PreviewServer
 from streamsr.types import Frame
@@ -50,7 +50,7 @@ def _request(port: int, path: str = "", host: str | None = None, auth: str | Non
 def _server(**kwargs: object) -> PreviewServer:
     metrics = [CameraMetrics("cam0")]
     host = str(kwargs.pop("host", "127.0.0.1"))
-    return PreviewServer(["cam0"], lambda: metrics, host, 0, **kwargs)  # type: ignore[arg-type]
+    return PreviewServer(["cam0"], LiveStatus(lambda: metrics), host, 0, **kwargs)  # type: ignore[arg-type]
 
 
 def test_only_the_bound_host_and_listed_names_are_answered() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from streamsr.errors import ConfigError
 from streamsr.livepipe.config import parse_config
-from streamsr.livepipe.metrics import CameraMetrics, prometheus_text
+from streamsr.livepipe.metrics import CameraMetrics, LiveStatus, prometheus_text
 from streamsr.sinks.http_preview import PreviewServer, parse_bind, planes_to_bgr420
 from streamsr.sources.live_source import LiveOptions, SourceState, source_kind
 from streamsr.types import Frame
@@ -136,7 +136,7 @@ def _get(url: str, method: str = "GET") -> tuple[int, bytes, dict[str, str]]:
 
 def test_preview_serves_page_streams_metrics_and_nothing_else() -> None:
     metrics = [CameraMetrics("cam0"), CameraMetrics("cam1")]
-    server = PreviewServer(["cam0", "cam1"], lambda: metrics, "127.0.0.1", 0)
+    server = PreviewServer(["cam0", "cam1"], LiveStatus(lambda: metrics), "127.0.0.1", 0)
     try:
         assert server.host == "127.0.0.1"
         base = server.url
@@ -196,3 +196,26 @@ def test_display_without_gui_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(display, "gui_available", lambda: False)
     with pytest.raises(ConfigError, match=r"streamsr\[gui\]"):
         display.DisplayWindow(["cam0"], 2)
+
+
+def test_metrics_parse_with_prometheus_clients_parser_and_keep_large_counters_exact() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    m = CameraMetrics("cam-1")
+    m.frames_in = 1_234_567  # a day of 14 FPS: written as 1.23457e+06 by the old exposition
+    m.frames_out = 1_234_560
+    m.dropped("queue", 7)
+    for i in range(20):
+        m.delivered(0.010 + i * 0.001, float(i))
+    text = LiveStatus(lambda: [m]).prometheus().decode()
+    assert "1.23457e+06" not in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("streamsr_frames_in_total", (("camera", "cam-1"),))] == 1_234_567
+    assert samples[("streamsr_frames_out_total", (("camera", "cam-1"),))] == 1_234_580  # + the 20 delivered
+    assert samples[("streamsr_frames_dropped_total", (("camera", "cam-1"), ("reason", "queue")))] == 7
+    assert families["streamsr_latency_seconds"].type == "summary"
+    assert samples[("streamsr_latency_seconds_count", (("camera", "cam-1"),))] == 1_234_580
+    p95 = samples[("streamsr_latency_seconds", (("camera", "cam-1"), ("quantile", "0.95")))]
+    assert 0.027 < p95 < 0.030
+    assert families["streamsr_camera_up"].type == "gauge"

@@ -1,6 +1,7 @@
 """Per-camera live metrics: FPS in and out, drops, latency percentiles, reconnects, uptime.
 
-Rendered as Prometheus text (``/metrics`` on the preview server) and as a summary on exit.
+Rendered by prometheus_client through a custom collector (``/metrics`` on the preview
+server) and as a summary on exit.
 Latency is capture (decode) to output (every output has been handed the frame), per frame.
 """
 from __future__ import annotations
@@ -9,10 +10,12 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streamsr.sources.live_source import SourceState
 
@@ -148,54 +151,89 @@ class CameraMetrics:
         }
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class LiveCollector:
+    """A prometheus_client collector over the live counters: read at scrape time, never copied."""
+
+    def __init__(self, cameras: Callable[[], Iterable[CameraMetrics]]) -> None:
+        self._cameras = cameras
+
+    def collect(self) -> Iterator[Metric]:
+        snaps = [c.snapshot() for c in self._cameras()]
+
+        def family(kind: type, name: str, doc: str, labels: Sequence[str], rows: Iterable[tuple[list[str], float]]):
+            fam = kind(name, doc, labels=["camera", *labels])
+            for values, value in rows:
+                fam.add_metric(values, value)
+            return fam
+
+        cams = [(s, s["camera"]) for s in snaps]
+        yield family(CounterMetricFamily, "streamsr_frames_in", "Frames decoded from the camera.", [],
+                     (([c], s["frames_in"]) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_frames_out", "Enhanced frames handed to the outputs.", [],
+                     (([c], s["frames_out"]) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_frames_dropped",
+                     "Frames dropped to keep latency bounded (queue: a newer frame replaced it; stale/late: over "
+                     "the ceiling; error: post-processing failed).", ["reason"],
+                     (([c, r], s["dropped"][r]) for s, c in cams for r in DROP_REASONS))
+        yield family(GaugeMetricFamily, "streamsr_fps_in", "Input frame rate over the last 5 s.", [],
+                     (([c], s["fps_in"]) for s, c in cams))
+        yield family(GaugeMetricFamily, "streamsr_fps_out", "Output frame rate over the last 5 s.", [],
+                     (([c], s["fps_out"]) for s, c in cams))
+        # A summary with quantiles (over the recent frames) beside count and sum (over the run).
+        latency = Metric("streamsr_latency_seconds", "Capture-to-output latency (quantiles over the recent frames).",
+                         "summary")
+        for s, c in cams:
+            for x in QUANTILES:
+                if (value := s["latency_s"][f"p{int(x * 100)}"]) is not None:
+                    latency.add_sample("streamsr_latency_seconds", {"camera": c, "quantile": str(x)}, value)
+            latency.add_sample("streamsr_latency_seconds_sum", {"camera": c}, s["latency_sum_s"])
+            latency.add_sample("streamsr_latency_seconds_count", {"camera": c}, s["frames_out"])
+        yield latency
+        yield family(GaugeMetricFamily, "streamsr_camera_up", "1 while the camera's stream is connected.", [],
+                     (([c], 1.0 if s["connected"] else 0.0) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_reconnects", "Outages recovered by reconnecting.", [],
+                     (([c], s["reconnects"]) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_outages", "Outages (stream lost or never reached).", [],
+                     (([c], s["outages"]) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_uptime_seconds", "Time the camera's stream has been connected.",
+                     [], (([c], s["uptime_s"]) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_output_errors", "Errors writing to an output.", [],
+                     (([c], s["output_errors"]) for s, c in cams))
+        yield family(CounterMetricFamily, "streamsr_output_frames_dropped",
+                     "Frames an output did not write (queue: it fell behind, a newer frame replaced it; late: over "
+                     "the ceiling).", ["output", "reason"],
+                     (([c, o, r], n) for s, c in cams for o, by in sorted(s["output_dropped"].items())
+                      for r, n in by.items()))
+        yield family(CounterMetricFamily, "streamsr_postprocess_errors",
+                     "Frames whose post-processing (chroma upscale) failed.", [],
+                     (([c], s["postprocess_errors"]) for s, c in cams))
 
 
 def prometheus_text(cameras: Iterable[CameraMetrics]) -> str:
-    """The Prometheus text exposition (version 0.0.4) of every camera's metrics."""
-    snaps = [c.snapshot() for c in cameras]
-    lines: list[str] = []
+    """The Prometheus text exposition of every camera's metrics, rendered by prometheus_client."""
+    registry = CollectorRegistry(auto_describe=False)
+    cams = list(cameras)
+    registry.register(LiveCollector(lambda: cams))
+    return generate_latest(registry).decode()
 
-    def family(name: str, kind: str, help_text: str, rows: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in rows:
-            lines.append(f"{name}{{{labels}}} {value:.6g}" if labels else f"{name} {value:.6g}")
 
-    cam = [(s, f'camera="{_label(s["camera"])}"') for s in snaps]
-    family("streamsr_frames_in_total", "counter", "Frames decoded from the camera.",
-           [(lb, s["frames_in"]) for s, lb in cam])
-    family("streamsr_frames_out_total", "counter", "Enhanced frames handed to the outputs.",
-           [(lb, s["frames_out"]) for s, lb in cam])
-    family("streamsr_frames_dropped_total", "counter",
-           "Frames dropped to keep latency bounded (queue: a newer frame replaced it; stale/late: over the ceiling).",
-           [(f'{lb},reason="{r}"', s["dropped"][r]) for s, lb in cam for r in DROP_REASONS])
-    family("streamsr_fps_in", "gauge", "Input frame rate over the last 5 s.", [(lb, s["fps_in"]) for s, lb in cam])
-    family("streamsr_fps_out", "gauge", "Output frame rate over the last 5 s.", [(lb, s["fps_out"]) for s, lb in cam])
-    lines.append("# HELP streamsr_latency_seconds Capture-to-output latency (quantiles over the recent frames).")
-    lines.append("# TYPE streamsr_latency_seconds summary")
-    for s, lb in cam:
-        for x in QUANTILES:
-            value = s["latency_s"][f"p{int(x * 100)}"]
-            if value is not None:
-                lines.append(f'streamsr_latency_seconds{{{lb},quantile="{x}"}} {value:.6g}')
-        lines.append(f"streamsr_latency_seconds_sum{{{lb}}} {s['latency_sum_s']:.6g}")
-        lines.append(f"streamsr_latency_seconds_count{{{lb}}} {s['frames_out']}")
-    family("streamsr_camera_up", "gauge", "1 while the camera's stream is connected.",
-           [(lb, 1 if s["connected"] else 0) for s, lb in cam])
-    family("streamsr_reconnects_total", "counter", "Outages recovered by reconnecting.",
-           [(lb, s["reconnects"]) for s, lb in cam])
-    family("streamsr_outages_total", "counter", "Outages (stream lost or never reached).",
-           [(lb, s["outages"]) for s, lb in cam])
-    family("streamsr_uptime_seconds", "counter", "Time the camera's stream has been connected.",
-           [(lb, s["uptime_s"]) for s, lb in cam])
-    family("streamsr_output_errors_total", "counter", "Errors writing to an output.",
-           [(lb, s["output_errors"]) for s, lb in cam])
-    family("streamsr_output_frames_dropped_total", "counter",
-           "Frames an output did not write (queue: it fell behind, a newer frame replaced it; late: over the ceiling).",
-           [(f'{lb},output="{_label(o)}",reason="{r}"', n)
-            for s, lb in cam for o, by in sorted(s["output_dropped"].items()) for r, n in by.items()])
-    family("streamsr_postprocess_errors_total", "counter", "Frames whose post-processing (chroma upscale) failed.",
-           [(lb, s["postprocess_errors"]) for s, lb in cam])
-    return "\n".join(lines) + "\n"
+class LiveStatus:
+    """What the preview server shows of a live run (its ``Status``): /metrics and /stats.json."""
+
+    STATS_KEYS = ("connected", "fps_in", "fps_out", "latency_s", "dropped", "reconnects", "outages", "uptime_s",
+                  "frames_out")
+
+    def __init__(self, cameras: Callable[[], Iterable[CameraMetrics]]) -> None:
+        self._cameras = cameras
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(LiveCollector(cameras))
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self._registry)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for m in self._cameras():
+            snap = m.snapshot()
+            out[m.name] = {k: snap[k] for k in self.STATS_KEYS}
+        return out

@@ -23,15 +23,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import cv2
 import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streamsr.colour import Colour, ycbcr_to_bgr
 from streamsr.errors import ConfigError, OutputError
-from streamsr.livepipe.metrics import CameraMetrics, prometheus_text
 from streamsr.sinks.preview_access import Credentials, HostCheck, check_exposure
 from streamsr.types import Frame
 
@@ -142,6 +142,14 @@ class _BoundedServer(ThreadingHTTPServer):
             request.close()
 
 
+class Status(Protocol):
+    """What the page shows besides pictures; the live layer provides it (livepipe.metrics.LiveStatus)."""
+
+    def prometheus(self) -> bytes: ...
+
+    def stats(self) -> dict[str, dict[str, Any]]: ...
+
+
 class PreviewServer:
     """A LiveOutput that serves the newest enhanced frame of each camera to browsers."""
 
@@ -150,7 +158,7 @@ class PreviewServer:
     def __init__(
         self,
         cameras: Sequence[str],
-        metrics: Callable[[], Sequence[CameraMetrics]],
+        status: Status,
         host: str = "127.0.0.1",
         port: int = 8080,
         max_fps: float = 25.0,
@@ -166,7 +174,7 @@ class PreviewServer:
         if timeout_s <= 0:
             raise ConfigError(f"the preview connection timeout must be positive, not {timeout_s}")
         self.slots = {name: _Slot() for name in cameras}
-        self.metrics = metrics
+        self.status = status
         self.max_fps = max_fps
         self.quality = quality
         self.timeout_s = timeout_s
@@ -220,12 +228,7 @@ class PreviewServer:
         return _PAGE.replace("{{TILES}}", tiles).encode()
 
     def stats(self) -> bytes:
-        out = {}
-        for m in self.metrics():
-            s = m.snapshot()
-            out[m.name] = {k: s[k] for k in ("connected", "fps_in", "fps_out", "latency_s", "dropped",
-                                             "reconnects", "outages", "uptime_s", "frames_out")}
-        return json.dumps(out).encode()
+        return json.dumps(self.status.stats()).encode()
 
 
 _PAGE = """<!doctype html>
@@ -311,7 +314,7 @@ def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
             if path in ("/", "/index.html"):
                 self._send(200, server.page(), "text/html; charset=utf-8")
             elif path == "/metrics":
-                self._send(200, prometheus_text(server.metrics()).encode(), "text/plain; version=0.0.4; charset=utf-8")
+                self._send(200, server.status.prometheus(), CONTENT_TYPE_LATEST)
             elif path == "/stats.json":
                 self._send(200, server.stats(), "application/json")
             elif path.startswith("/stream/") and path.endswith(".mjpg"):
