@@ -110,6 +110,7 @@ class DecodeWatch:
         self.interlaced = False
         self.first_problem_s: float | None = None
         self._ends: dict[int, float] = {}  # stream index -> end of its last packet, seconds
+        self._last_corrupt: dict[int, bool] = {}  # stream index -> its last packet flagged by the demuxer
         self._flushing = False
         self._last_packet_damaged = False
         self._tail_damaged = False
@@ -125,6 +126,7 @@ class DecodeWatch:
         end = _seconds(None if start is None else start + (packet.duration or 0), packet.time_base)
         if end is not None:
             self._ends[packet.stream_index] = max(end, self._ends.get(packet.stream_index, end))
+        self._last_corrupt[packet.stream_index] = bool(packet.is_corrupt)
         if packet.stream_index == self.video.index:
             self.packets += 1
             self._last_packet_damaged = False
@@ -193,9 +195,11 @@ class DecodeWatch:
             seen = max((self._seen(i) or 0.0) for i in self._ends) if self._ends else 0.0
             if seen < total - slack:
                 return f"its data ends at {seen:.2f} s of the {total:.2f} s the container announces"
-        if self._tail_damaged or self._last_packet_damaged:
-            if not any(name in fmt for name in _INDEXED):
+        if not any(name in fmt for name in _INDEXED):  # no index: the end itself must show the cut
+            if self._tail_damaged or self._last_packet_damaged:
                 return "it ends in the middle of a frame (the last frame is incomplete)"
+            if any(self._last_corrupt.values()):
+                return "it ends in the middle of a packet (the demuxer flags the last one incomplete)"
         return None
 
     def _announced_frames(self) -> int | None:
