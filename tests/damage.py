@@ -50,11 +50,11 @@ def video_packets(path: Path) -> list[tuple[int, int, bool]]:
         return [(p.pos, p.size, p.is_keyframe) for p in c.demux(video=0) if p.size]
 
 
-def corrupt_first_packet(src: Path, dst: Path, mode: str = "random", start: float = 0.0) -> Path:
-    """``src`` with the payload of its first video packet overwritten from ``start`` (a
-    fraction of the packet) to its end: ``random`` bytes or ``zero``. In a transport stream
-    the 188-byte packet headers are kept so that the demuxer still follows the stream."""
-    pos, size, _ = video_packets(src)[0]
+def corrupt_first_packet(src: Path, dst: Path, mode: str = "random", start: float = 0.0, index: int = 0) -> Path:
+    """``src`` with the payload of its first (or ``index``-th) video packet overwritten from
+    ``start`` (a fraction of the packet) to its end: ``random`` bytes or ``zero``. In a
+    transport stream the 188-byte packet headers are kept so that the demuxer still follows it."""
+    pos, size, _ = video_packets(src)[index]
     data = bytearray(src.read_bytes())
     rng = random.Random(1)
     ts = src.suffix == ".ts"

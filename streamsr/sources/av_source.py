@@ -14,6 +14,7 @@ import numpy as np
 
 from streamsr.errors import InputError
 from streamsr.sources.integrity import DecodeErrorPolicy, DecodeReport, DecodeWatch
+from streamsr.sources.mkv_index import keyframe_times
 from streamsr.sources.structure import shortfall
 from streamsr.types import Frame, VideoInfo
 
@@ -123,7 +124,8 @@ class AvFileSource:
         return self._stream
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        watch = DecodeWatch(self.path, self._container, self._stream, self.on_decode_error)
+        cues = keyframe_times(self.path) if "matroska" in self._container.format.name else None
+        watch = DecodeWatch(self.path, self._container, self._stream, self.on_decode_error, cues)
         video = self._stream.index
         packets = self._container.demux()  # every stream: their ends show where the file stops
         while True:

@@ -14,6 +14,7 @@ video decoder returns. At the end of the file it judges two things:
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class DecodeWatch:
     """Counts packets and frames during one pass over a file; ``finish`` gives the verdict."""
 
     def __init__(self, path: Path, container: av.container.InputContainer, video: av.video.stream.VideoStream,
-                 policy: DecodeErrorPolicy = "warn") -> None:
+                 policy: DecodeErrorPolicy = "warn", indexed_keyframes: list[float] | None = None) -> None:
         if policy not in DECODE_ERROR_POLICIES:
             raise ValueError(f"unknown decode error policy {policy!r}")
         self.path = path
@@ -109,6 +110,9 @@ class DecodeWatch:
         self.damaged = 0
         self.interlaced = False
         self.first_problem_s: float | None = None
+        self.indexed_keyframes = indexed_keyframes  # seconds, from the file's index (Matroska Cues)
+        self._video_times: list[float] = []  # every video packet's time, seconds
+        self._keyframe_times: set[int] = set()  # key frames read, in milliseconds
         self._ends: dict[int, float] = {}  # stream index -> end of its last packet, seconds
         self._last_corrupt: dict[int, bool] = {}  # stream index -> its last packet flagged by the demuxer
         self._flushing = False
@@ -130,6 +134,11 @@ class DecodeWatch:
         if packet.stream_index == self.video.index:
             self.packets += 1
             self._last_packet_damaged = False
+            at = _seconds(start, packet.time_base)
+            if at is not None:
+                self._video_times.append(at)
+                if packet.is_keyframe:
+                    self._keyframe_times.add(round(at * 1000))
 
     def decoded(self, packet: av.Packet, frames: list[av.VideoFrame]) -> None:
         """The frames one video packet (or the flush) gave."""
@@ -177,7 +186,30 @@ class DecodeWatch:
 
     def report(self) -> DecodeReport:
         missing = self.failed if self.interlaced else max(self.packets - self.frames, self.failed)
-        return DecodeReport(self.packets, self.frames, missing, self.damaged, self.first_problem_s)
+        unread, first_unread = self._unread_by_index()
+        first = self.first_problem_s
+        if first_unread is not None and (first is None or first_unread < first):
+            first = first_unread
+        return DecodeReport(self.packets, self.frames, missing + unread, self.damaged, first)
+
+    def _unread_by_index(self) -> tuple[int, float | None]:
+        """Frames from the key frames the index lists and the demuxer never gave (damaged data
+        it skipped): each counts until the next listed key frame or frame that was read."""
+        cues = self.indexed_keyframes
+        if not cues:
+            return 0, None
+        rate = float(self.video.average_rate or self.video.guessed_rate or 25)
+        times = sorted(self._video_times)
+        end = max(self._ends.get(self.video.index, 0.0), times[-1] if times else 0.0)
+        lost, first = 0, None
+        for i, t in enumerate(cues):
+            if any(round(t * 1000) + d in self._keyframe_times for d in (-1, 0, 1)):
+                continue
+            later = times[bisect.bisect_right(times, t + 0.0005):][:1]
+            stop = min([*later, *(cues[i + 1:i + 2]), end])
+            lost += max(1, round((stop - t) * rate))
+            first = t if first is None else first
+        return lost, first
 
     def _truncation(self) -> str | None:
         fmt = self.container.format.name
@@ -186,13 +218,16 @@ class DecodeWatch:
             return f"the container announces {expected} frames and only {self.packets} are there"
         rate = self.video.average_rate or self.video.guessed_rate or 25
         slack = max(3 / float(rate), 0.5)
-        seen_video = self._seen_video()
+        # Matroska states durations as end times (from 0); other formats as lengths from the start.
+        absolute = "matroska" in fmt
+        seen_video = self._seen_video(absolute)
         announced = self._announced_video_s()
         if announced and seen_video is not None and seen_video < announced - slack:
             return f"its video ends at {seen_video:.2f} s of the {announced:.2f} s the container announces"
-        if any(name in fmt for name in _STATED_DURATION) and self.container.duration:
+        if any(name in fmt for name in _STATED_DURATION) and self.container.duration and self._ends:
             total = self.container.duration / 1_000_000
-            seen = max((self._seen(i) or 0.0) for i in self._ends) if self._ends else 0.0
+            ends = [self._ends[i] if absolute else self._seen(i) for i in self._ends]
+            seen = max(e for e in ends if e is not None)
             if seen < total - slack:
                 return f"its data ends at {seen:.2f} s of the {total:.2f} s the container announces"
         if not any(name in fmt for name in _INDEXED):  # no index: the end itself must show the cut
@@ -214,11 +249,14 @@ class DecodeWatch:
             return stated
         return parse_duration_tag(_tag(self.video, "DURATION"))
 
-    def _seen_video(self) -> float | None:
-        """Where the video ends, from the video stream's start (as its stated duration counts)."""
+    def _seen_video(self, absolute: bool) -> float | None:
+        """Where the video ends: its end time, or its length from the video stream's start
+        (as a stated stream duration counts)."""
         end = self._ends.get(self.video.index)
         start = _seconds(self.video.start_time, self.video.time_base)
-        if end is None or start is None:
+        if absolute or end is None:
+            return end
+        if start is None:
             return self._seen(self.video.index)
         return end - start
 

@@ -79,7 +79,7 @@ def _mp4(f: BinaryIO, size: int) -> str | None:
 
 
 # -- Matroska / WebM ---------------------------------------------------------------------------
-def _vint(data: bytes, at: int, keep_marker: bool) -> tuple[int, int, bool] | None:
+def ebml_vint(data: bytes, at: int, keep_marker: bool) -> tuple[int, int, bool] | None:
     """(value, length, all ones) of the EBML variable-length integer at ``at``."""
     if at >= len(data) or data[at] == 0:
         return None
@@ -97,13 +97,13 @@ def _vint(data: bytes, at: int, keep_marker: bool) -> tuple[int, int, bool] | No
 def _matroska(f: BinaryIO, size: int) -> str | None:
     f.seek(0)
     data = f.read(4096)
-    header = _vint(data, 4, keep_marker=False)
+    header = ebml_vint(data, 4, keep_marker=False)
     if header is None:
         return None
     at = 4 + header[1] + header[0]
     if data[at:at + 4] != _SEGMENT_ID:
         return None
-    segment = _vint(data, at + 4, keep_marker=False)
+    segment = ebml_vint(data, at + 4, keep_marker=False)
     if segment is None:
         return "its Segment header is cut" if at + 12 > size else None
     value, length, unknown = segment
@@ -123,8 +123,8 @@ def _ebml_children(f: BinaryIO, pos: int, size: int) -> str | None:
             return None
         f.seek(pos)
         head = f.read(12)
-        element = _vint(head, 0, keep_marker=True)
-        length = _vint(head, element[1], keep_marker=False) if element else None
+        element = ebml_vint(head, 0, keep_marker=True)
+        length = ebml_vint(head, element[1], keep_marker=False) if element else None
         if element is None or length is None:
             cut = len(head) < 12 and any(head)  # (zero padding at the end is no element)
             return f"its last element header is cut at byte {size}" if cut else None
