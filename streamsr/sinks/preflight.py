@@ -71,4 +71,6 @@ def _explain(e: BaseException, output: Path, settings: EncodeSettings, scratch: 
         return f"{suffix} files cannot hold {settings.codec} video (use {SUGGESTED}, or another --codec)"
     if "cannot copy" in text:
         return text
-    return f"cannot write {output}: the {suffix} container refuses {settings.codec} video here ({text}); use {SUGGESTED}"
+    reason = text.split("cannot hold these streams: ", 1)[-1].split(": '", 1)[0]
+    return (f"cannot write {output}: the {suffix} container does not take {settings.codec} video "
+            f"with this input's streams ({reason}); use {SUGGESTED}")
