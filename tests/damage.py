@@ -14,18 +14,17 @@ from synth import make_frame
 
 
 def write_h264(path: Path, *, frames: int = 40, width: int = 128, height: int = 96, gop: int = 250,
-               first_pts: int = 0, container_options: dict[str, str] | None = None) -> Path:
+               first_pts: int = 0, first_index: int = 0, container_options: dict[str, str] | None = None) -> Path:
     """H.264 at 25 fps (time base 1/90000), a key frame every ``gop`` frames, B-frames on;
-    frame ``i`` shows index ``first_index + i`` where first_index = first_pts // 3600."""
+    frame ``i`` is at ``first_pts + 3600 i`` and shows index ``first_index + i``."""
     out = av.open(str(path), mode="w", options=container_options)
     try:
         v = out.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.time_base = v.codec_context.time_base = Fraction(1, 90000)
         v.codec_context.options = {"crf": "12", "preset": "veryfast", "g": str(gop), "bf": "2"}
-        first = first_pts // 3600
         for i in range(frames):
-            frame = make_frame(first + i, width, height)
+            frame = make_frame(first_index + i, width, height)
             frame.pts, frame.time_base = first_pts + 3600 * i, Fraction(1, 90000)
             for packet in v.encode(frame):
                 out.mux(packet)
