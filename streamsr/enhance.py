@@ -21,11 +21,10 @@ from streamsr.postprocess import compare, finish
 from streamsr.signals import interrupt_name
 from streamsr.sinks.atomic import check_output_path, sweep_stale
 from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
-from streamsr.sinks.image_sink import ImageFolderSink
 from streamsr.sinks.preflight import check_encode_settings, check_video_output
 from streamsr.sources.av_source import AvFileSource
 from streamsr.sources.conform import FirstSize, SizeChange
-from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource, is_image_input
+from streamsr.sources.image_source import IMAGE_SUFFIXES, is_image_input
 from streamsr.sources.integrity import DECODE_ERROR_POLICIES, DecodeErrorPolicy, DecodeReport
 
 log = logging.getLogger(__name__)

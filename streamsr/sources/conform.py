@@ -66,7 +66,7 @@ def fit_planes(planes: tuple[np.ndarray, ...], shapes: list[tuple[int, ...]], fu
     fw, fh = max(1, round(w * ratio)), max(1, round(h * ratio))
     x, y = (w0 - fw) // 2, (h0 - fh) // 2
     out = []
-    for i, (plane, shape) in enumerate(zip(planes, shapes)):
+    for i, (plane, shape) in enumerate(zip(planes, shapes, strict=True)):
         sy, sx = shape[0] / h0, shape[1] / w0  # this plane's subsampling
         canvas = np.full(shape, _black(i, full_range, plane.dtype), plane.dtype)
         pw, ph = max(1, round(fw * sx)), max(1, round(fh * sy))
