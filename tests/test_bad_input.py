@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from synth import decode_video, leftovers, make_audio_only, make_clip, read_index
+from synth import decode_video, leftovers, make_audio_only, make_clip
 
 from streamsr.enhance import EnhanceOptions, enhance
 from streamsr.errors import ConfigError, InputError, OutputError
