@@ -36,18 +36,26 @@ def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return plane_array(frame.planes[0]), plane_array(frame.planes[1]), plane_array(frame.planes[2])
 
 
-def check_readable_file(path: Path) -> None:
+def check_not_a_pipe(path: Path) -> None:
+    """A file is read twice (video, then the streams copied into the output) and its end is
+    checked against its header: a pipe or a device allows neither."""
     if str(path) == "-":
         raise InputError("reading video from a pipe (-) is not supported: save it to a file first")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # check_readable_file says what is wrong
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise InputError(f"reading video from a pipe ({path}) is not supported: save it to a file first")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise InputError(f"{path} is a device, not a file (for a camera, use streamsr live)")
+
+
+def check_readable_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir():
         raise InputError(f"input is a directory, not a video: {path}")
-    mode = path.stat().st_mode
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        raise InputError(f"reading video from a pipe ({path}) is not supported: save it to a file first")
-    if stat.S_ISCHR(mode):
-        raise InputError(f"{path} is a device, not a file (a webcam? use streamsr live)")
     if path.stat().st_size == 0:
         raise InputError(f"input is empty (0 bytes): {path}")
     if not os.access(path, os.R_OK):
@@ -76,6 +84,7 @@ class AvFileSource:
         self.path = Path(path)
         self.on_decode_error = on_decode_error
         self.report: DecodeReport | None = None  # set when the last frame has been decoded
+        check_not_a_pipe(self.path)
         check_readable_file(self.path)
         check_complete(self.path)
         try:
