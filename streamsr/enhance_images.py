@@ -20,7 +20,7 @@ from streamsr.enhance import (
 )
 from streamsr.errors import InputError, OutputError
 from streamsr.pipeline.pipeline import OnFrame, Pipeline
-from streamsr.sinks.atomic import check_output_path, sweep_stale
+from streamsr.sinks.atomic import check_output_path, same_file, sweep_stale
 from streamsr.sinks.image_sink import ImageFolderSink
 from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource
 
@@ -68,7 +68,7 @@ def _check_folder_targets(source: ImageSource, folder: Path, force: bool) -> Non
     existing = []
     for file in source.files:
         target = folder / source.name(file)
-        if target.exists() and target.resolve() == file.resolve():
+        if same_file(target, file):
             raise OutputError(f"output would overwrite the input: {target}")
         if target.is_dir():
             raise OutputError(f"output is a directory, expected a file: {target}")

@@ -41,6 +41,15 @@ def test_force_replaces_it(clip, tmp_path, run_cli, models_dir, flag):
     assert len(decode_video(out).lumas) == 6
 
 
+def test_a_hard_link_of_the_input_is_the_input(clip, tmp_path, run_cli):
+    """Even with --force: replacing the name would be harmless, but writing "over the input"
+    is never what was meant."""
+    link = tmp_path / "same.mp4"
+    link.hardlink_to(clip.path)
+    r = run_cli("enhance", clip.path, "-o", link, *NO_MODEL, "--force")
+    assert r.code == 3 and "overwrite the input" in r.err, r.err
+
+
 def test_a_dangling_link_at_the_output_is_refused_too(clip, tmp_path, run_cli):
     out = tmp_path / "up.mp4"
     out.symlink_to(tmp_path / "elsewhere.mp4")

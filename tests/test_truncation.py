@@ -20,7 +20,7 @@ from streamsr.sources import av_source
 from streamsr.sources.av_source import AvFileSource
 
 FRAMES = 40
-# name -> how to make the complete clip
+# name -> how to make the complete clip: make_clip's arguments (clip.*) or muxer options
 CONTAINERS = {
     "clip.mkv": dict(audio_seconds=1.6),
     "clip.mp4": dict(audio_seconds=1.6, faststart=True),  # index first: frames decode up to the cut
@@ -29,7 +29,11 @@ CONTAINERS = {
     "clip.ts": dict(audio_seconds=1.6),
     "clip.m2ts": dict(),
     "clip.webm": dict(codec="libvpx-vp9"),
-    "live.mkv": None,  # written as a live stream: Segment of unknown size, no duration
+    "clip.flv": dict(audio_seconds=1.6),
+    "clip.mpg": dict(codec="mpeg2video"),  # MPEG program stream: no index, no length
+    "live.mkv": {"live": "1"},  # written as a live stream: Segment of unknown size, no duration
+    "fragmented.mp4": {"movflags": "frag_keyframe+empty_moov"},  # as many NVRs record
+    "raw.h264": {},  # an elementary stream: nothing but the frames
 }
 
 
@@ -38,10 +42,10 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("containers")
     made = {}
     for name, kwargs in CONTAINERS.items():
-        if kwargs is None:
-            made[name] = write_h264(d / name, frames=FRAMES, container_options={"live": "1"})
-        else:
+        if name.startswith("clip."):
             made[name] = make_clip(d / name, frames=FRAMES, **kwargs).path
+        else:  # muxer options
+            made[name] = write_h264(d / name, frames=FRAMES, gop=10, container_options=kwargs or None)
     return made
 
 

@@ -49,10 +49,20 @@ def check_output_path(output: Path, inputs: list[Path], force: bool = False) -> 
     if output.is_dir():
         raise OutputError(f"output is a directory, expected a file: {output}")
     for src in inputs:
-        if output.resolve() == src.resolve():
+        if same_file(output, src):
             raise OutputError(f"output would overwrite the input: {output}")
     if not force and (output.exists() or output.is_symlink()):
         raise OutputError(f"output exists: {output} (add --force or -y to overwrite it)")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """The same path under another spelling, a link to it, or a hard link of it."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 # -- owner identity ----------------------------------------------------------------------------
