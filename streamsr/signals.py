@@ -54,8 +54,8 @@ def termination_as_interrupt(signals: tuple[signal.Signals, ...] = TERMINATION_S
         return
     previous = {}
     for sig in signals:
-        if signal.getsignal(sig) is signal.SIG_IGN and sig != signal.SIGINT:
-            continue  # nohup and friends asked for this one to be ignored: keep it so
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue  # nohup (SIGHUP), or a shell's background job (SIGINT), asked for it to be ignored
         previous[sig] = signal.signal(sig, _raise_terminated)
     try:
         yield
