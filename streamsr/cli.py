@@ -10,10 +10,12 @@ from pathlib import Path
 from streamsr import __version__
 from streamsr.backends import ENGINE_CHOICES
 from streamsr.backends.base import PRECISIONS
-from streamsr.enhance import SCALES, EnhanceOptions, enhance
+from streamsr.enhance import SCALES, EnhanceOptions, EnhanceResult, enhance
 from streamsr.errors import StreamSRError
 from streamsr.progress import ProgressBar, table
+from streamsr.signals import interrupt_exit_code, interrupt_name, termination_as_interrupt
 from streamsr.sinks.av_sink import ENCODERS, EncodeSettings
+from streamsr.sources.integrity import DECODE_ERROR_POLICIES
 from streamsr.urls import install_log_masking, mask_text
 
 log = logging.getLogger("streamsr")
@@ -67,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
     p.add_argument("--compare", action="store_true",
                    help="write input (nearest), bicubic and model side by side")
+    p.add_argument("-y", "--force", action="store_true",
+                   help="overwrite output files that exist already (default: refuse, before any work)")
+    p.add_argument("--on-decode-error", default="warn", choices=DECODE_ERROR_POLICIES,
+                   help="frames of the input that cannot be decoded: 'warn' (default) writes the others, "
+                        "names the loss on stderr and exits 0; 'fail' stops with an error and writes nothing")
 
     for name, (_module, help_text) in _SUBCOMMAND_MODULES.items():
         try:
@@ -86,17 +93,21 @@ def run_enhance(args: argparse.Namespace) -> int:
         scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
         threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
         encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf),
+        force=args.force, on_decode_error=args.on_decode_error,
     )
     progress = ProgressBar(total=None)
-    result = enhance(args.input, args.output, options, on_frame=progress)
+    try:
+        with termination_as_interrupt():
+            result = enhance(args.input, args.output, options, on_frame=progress)
+    except KeyboardInterrupt as e:
+        progress.finish()
+        print(f"streamsr: interrupted by {interrupt_name(e)}: nothing was written", file=sys.stderr)
+        return interrupt_exit_code(e)
     progress.finish()
-    s = result.stats
     if result.interrupted:
-        if s.frames:
-            print(f"interrupted: {args.output} holds the {s.frames} frames done", file=sys.stderr)
-        else:
-            print("interrupted before the first frame: nothing was written", file=sys.stderr)
-        return 130
+        return _report_interrupted(args, result)
+    _warn_about_input(args, result)
+    s = result.stats
     rows = [
         ("input", str(args.input)),
         ("output", str(args.output)),
@@ -107,7 +118,53 @@ def run_enhance(args: argparse.Namespace) -> int:
     ]
     rows += [(f"{stage} (busy)", f"{ms:.1f} ms/frame") for stage, ms in s.stage_ms_per_frame.items()]
     print(table(rows))
-    return 0
+    return _report_image_failures(args, result)
+
+
+def _report_interrupted(args: argparse.Namespace, result: EnhanceResult) -> int:
+    signame = result.interrupted_by or "SIGINT"
+    done = result.stats.frames
+    if done:
+        what = "images" if args.output.is_dir() else "frames"
+        print(f"streamsr: interrupted by {signame}: {args.output} holds the {done} {what} done", file=sys.stderr)
+    else:
+        print(f"streamsr: interrupted by {signame} before the first frame: nothing was written", file=sys.stderr)
+    return 128 + _signum(signame)
+
+
+def _signum(signame: str) -> int:
+    import signal
+
+    return int(getattr(signal, signame, signal.SIGINT))
+
+
+def _warn_about_input(args: argparse.Namespace, result: EnhanceResult) -> None:
+    """Frames lost or changed on the way in: one line each on stderr, the exit status stays 0."""
+    if result.decode is not None and not result.decode.clean:
+        print(f"streamsr: warning: {args.input}: {result.decode.describe()} "
+              "(--on-decode-error fail makes this an error)", file=sys.stderr)
+    if result.size_changes:
+        first = result.size_changes[0]
+        print(f"streamsr: warning: {args.input}: the frame size changes {len(result.size_changes)} time(s), first at "
+              f"frame {first.index} to {first.size[0]}x{first.size[1]}; those frames are scaled to fit the first "
+              "frame's size, aspect ratio kept, on black", file=sys.stderr)
+    for note in result.notes:
+        print(f"streamsr: warning: {note}", file=sys.stderr)
+
+
+def _report_image_failures(args: argparse.Namespace, result: EnhanceResult) -> int:
+    """Each image that could not be read, named, then a summary; exit 2 when there was any."""
+    if not result.failures:
+        return 0
+    for _name, reason in result.failures:
+        print(f"streamsr: error: {reason}", file=sys.stderr)
+    total = result.frames_expected or len(result.failures)
+    done = result.stats.frames
+    print(f"streamsr: error: {len(result.failures)} of {total} images could not be read (named above); "
+          f"{done} written to {args.output}" if done else
+          f"streamsr: error: none of the {total} images could be read (named above); nothing was written",
+          file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"streamsr: error: {mask_text(str(e))}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("streamsr: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"streamsr: interrupted by {interrupt_name(e)}", file=sys.stderr)
+        return interrupt_exit_code(e)
     except Exception as e:  # noqa: BLE001 - one line for the user, the traceback with --debug
         if args.debug:
             raise

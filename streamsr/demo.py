@@ -64,7 +64,7 @@ class PsnrTally:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_path(args.output, [])
+    check_output_path(args.output, [], force=True)  # the demo's own generated file: a rerun replaces it
     scale = args.scale
     width, height = HR_SIZE
     truth_planes = [rgb_to_yuv420(rgb) for rgb in scene_frames(width, height, args.frames)]

@@ -238,11 +238,13 @@ def test_output_has_ordinary_permissions(clip_factory, model_args, run_cli, out_
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-def test_existing_output_is_replaced_whole(clip_factory, model_args, run_cli, out_dir):
+def test_existing_output_is_replaced_whole_with_force(clip_factory, model_args, run_cli, out_dir):
+    """Without --force an existing output is refused (tests/test_overwrite.py); with it, it
+    is replaced whole."""
     clip = clip_factory("cfr8_audio.mp4", frames=8, audio_seconds=0.4)
     out = out_dir / "up.mp4"
     out.write_bytes(b"old contents " * 1000)
-    assert run_cli("enhance", clip.path, "-o", out, *model_args(2)).code == 0
+    assert run_cli("enhance", clip.path, "-o", out, *model_args(2), "--force").code == 0
     assert indices(decode_video(out), clip.size, 2) == list(range(8))
     assert leftovers(out_dir, ["up.mp4"]) == []
 

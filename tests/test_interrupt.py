@@ -1,5 +1,8 @@
-"""Ctrl-C during `streamsr enhance`: a valid file of the frames done, or nothing; never a
-corrupt file at the target and never a temporary file beside it."""
+"""Ctrl-C, and every termination signal that can be caught (SIGTERM from docker stop,
+systemd or timeout; SIGHUP from a closed terminal; SIGQUIT), during `streamsr enhance`: a
+valid file of the frames done, or nothing, one line saying which, and the shell's exit status
+128 + the signal's number; never a corrupt file at the target and never a temporary file
+beside it."""
 from __future__ import annotations
 
 import os
@@ -42,7 +45,9 @@ def wait_for_partial(folder: Path, proc: subprocess.Popen, min_bytes: int, timeo
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_a_valid_file_of_the_frames_done(long_clip, models_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
+                         ids=lambda s: signal.Signals(s).name)
+def test_signal_leaves_a_valid_file_of_the_frames_done(long_clip, models_dir, tmp_path, sig):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     output = out_dir / "up.mp4"
@@ -53,17 +58,20 @@ def test_ctrl_c_leaves_a_valid_file_of_the_frames_done(long_clip, models_dir, tm
     )
     try:
         wait_for_partial(out_dir, proc, min_bytes=100_000)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    name = signal.Signals(sig).name
+    assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"streamsr: interrupted by {name}"), err
     assert leftovers(out_dir, ["up.mp4"]) == [], "temporary file left behind"
     if not output.exists():  # interrupted while finishing: nothing is also an honest outcome
-        assert "streamsr: interrupted" in err
+        assert "nothing was written" in err
         return
     match = re.search(r"holds the (\d+) frames done", err)
     assert match, err

@@ -114,8 +114,7 @@ class Pipeline:
                     t.join(timeout=0.1)
         except KeyboardInterrupt:
             self._stop.set()
-            for t in threads:
-                t.join()
+            _join_through_interrupts(threads)
             raise
         wall = time.perf_counter() - t0
         if self._errors:
@@ -188,3 +187,14 @@ class Pipeline:
             self._written += 1
             if self.on_frame is not None:
                 self.on_frame(self._written)
+
+
+def _join_through_interrupts(threads: list[threading.Thread]) -> None:
+    """Wait for the stages to stop (each does within one batch) even if more interrupts
+    arrive meanwhile: the sink must not be finished while a stage still writes to it."""
+    while any(t.is_alive() for t in threads):
+        try:
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:
+            continue

@@ -79,6 +79,7 @@ class AvFileSink:
         self.settings = settings or EncodeSettings()
         self.copy_from = Path(copy_from) if copy_from else None
         self.frames = 0
+        self.overwrite = True  # False: an output that appears during the run is not replaced
         self._temp: Path | None = None
         self._out: av.container.OutputContainer | None = None
         self._video: av.video.stream.VideoStream | None = None
@@ -205,7 +206,7 @@ class AvFileSink:
         finally:
             if self._copy_in is not None:
                 self._copy_in.close()
-        commit(self._temp, self.path)
+        commit(self._temp, self.path, overwrite=self.overwrite)
         self._out = None
 
     def abort(self) -> None:

@@ -30,17 +30,24 @@ def encode_image(frame: Frame, suffix: str) -> bytes:
 class ImageFolderSink:
     """Writes ``frame.name`` into ``folder``; with a single image, ``target`` may name the file."""
 
-    def __init__(self, folder: Path, target: Path | None = None) -> None:
+    def __init__(self, folder: Path, target: Path | None = None, overwrite: bool = True) -> None:
         self.folder = folder
         self.target = target
+        self.overwrite = overwrite
         self.frames = 0
 
     def write(self, frame: Frame) -> None:
+        """``frame.name`` may hold sub-folders (``a/b.png``): they are made as needed."""
         path = self.target or (self.folder / (frame.name or f"{frame.index:06d}.png"))
+        if path.parent != self.folder:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"cannot create the output folder {path.parent}: {e.strerror or e}") from None
         temp = temporary_path(path)
         try:
             temp.write_bytes(encode_image(frame, path.suffix or ".png"))
-            commit(temp, path)
+            commit(temp, path, overwrite=self.overwrite)
         except BaseException:
             discard(temp)
             raise

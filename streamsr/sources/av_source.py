@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -12,6 +13,9 @@ import av
 import numpy as np
 
 from streamsr.errors import InputError
+from streamsr.sources.integrity import DecodeErrorPolicy, DecodeReport, DecodeWatch
+from streamsr.sources.mkv_index import keyframe_times
+from streamsr.sources.structure import shortfall
 from streamsr.types import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,21 @@ def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return plane_array(frame.planes[0]), plane_array(frame.planes[1]), plane_array(frame.planes[2])
 
 
+def check_not_a_pipe(path: Path) -> None:
+    """A file is read twice (video, then the streams copied into the output) and its end is
+    checked against its header: a pipe or a device allows neither."""
+    if str(path) == "-":
+        raise InputError("reading video from a pipe (-) is not supported: save it to a file first")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # check_readable_file says what is wrong
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise InputError(f"reading video from a pipe ({path}) is not supported: save it to a file first")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise InputError(f"{path} is a device, not a file (for a camera, use streamsr live)")
+
+
 def check_readable_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -43,12 +62,31 @@ def check_readable_file(path: Path) -> None:
         raise InputError(f"input is not readable (permission denied): {path}")
 
 
-class AvFileSource:
-    """Decodes every frame of a file's first video stream, in order, none dropped."""
+def check_complete(path: Path) -> None:
+    """Refuse a file whose structure shows that it was cut short (before anything is decoded)."""
+    try:
+        reason = shortfall(path)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    if reason is not None:
+        raise InputError(f"{path} is truncated: {reason}")
 
-    def __init__(self, path: str | Path) -> None:
+
+class AvFileSource:
+    """Decodes every frame of a file's first video stream, in order, none dropped.
+
+    A truncated input raises InputError (up front when its structure shows it, else at its
+    end). Frames the decoder cannot give back intact are counted in ``report`` after the
+    last frame; with ``on_decode_error="fail"`` the first one raises InputError instead.
+    """
+
+    def __init__(self, path: str | Path, on_decode_error: DecodeErrorPolicy = "warn") -> None:
         self.path = Path(path)
+        self.on_decode_error = on_decode_error
+        self.report: DecodeReport | None = None  # set when the last frame has been decoded
+        check_not_a_pipe(self.path)
         check_readable_file(self.path)
+        check_complete(self.path)
         try:
             self._container = av.open(str(self.path), mode="r")
         except av.error.FFmpegError as e:
@@ -60,7 +98,7 @@ class AvFileSource:
         self._stream.thread_type = "AUTO"
         self._frames = self._decode()
         try:
-            self._first = next(self._frames)
+            self._first = self._first_frame = next(self._frames)
         except StopIteration:
             self.close()
             raise InputError(f"{self.path} has a video stream but no decodable frame") from None
@@ -95,18 +133,29 @@ class AvFileSource:
         return self._stream
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        count = 0
-        try:
-            for frame in self._container.decode(self._stream):
-                if count == 0:
-                    self._first_frame = frame
-                count += 1
-                yield frame
-        except av.error.FFmpegError as e:
-            raise InputError(f"{self.path}: decoding failed after {count} frames: {_reason(e)}") from None
-        expected = self._stream.frames
-        if expected and count < expected:
-            raise InputError(f"{self.path} is truncated: {count} of its {expected} frames could be decoded")
+        cues = keyframe_times(self.path) if "matroska" in self._container.format.name else None
+        watch = DecodeWatch(self.path, self._container, self._stream, self.on_decode_error, cues)
+        video = self._stream.index
+        packets = self._container.demux()  # every stream: their ends show where the file stops
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.error.FFmpegError as e:
+                raise InputError(f"{self.path}: reading stopped after {watch.frames} frames: {_reason(e)} "
+                                 "(the file is damaged or truncated)") from None
+            if packet is None:
+                break
+            watch.packet(packet)
+            if packet.stream_index != video:
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as e:
+                watch.rejected(packet, e)
+                continue
+            watch.decoded(packet, frames)
+            yield from frames
+        self.report = watch.finish()
 
     def __iter__(self) -> Iterator[Frame]:
         tb = Fraction(self._stream.time_base) if self._stream.time_base else None

@@ -1,0 +1,76 @@
+"""`streamsr bench`: inference alone is timed the way the pipeline runs it (on a thread of its
+own, so that torch's OpenMP behaves the same in both), and the JSON goes exactly where it is
+told, or to the documented default, checked before anything is measured."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from streamsr import bench
+from streamsr.backends.base import Done
+from streamsr.errors import OutputError
+from streamsr.types import Frame
+
+
+class ThreadRecorder:
+    in_flight = 1
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def submit(self, batch: np.ndarray) -> Done:
+        self.threads.add(threading.current_thread().name)
+        return Done(np.repeat(np.repeat(batch, 2, axis=1), 2, axis=2))
+
+
+def test_inference_alone_runs_off_the_main_thread_like_the_pipeline():
+    frames = [Frame(index=i, planes=(np.zeros((8, 8), np.uint8),) * 3) for i in range(4)]
+    backend = ThreadRecorder()
+    fps, outputs = bench.time_inference(backend, frames, batch=1)
+    assert fps > 0 and len(outputs) == 4
+    assert threading.main_thread().name not in backend.threads
+    assert backend.threads == {"streamsr-bench-infer"}
+
+
+def test_inference_errors_reach_the_caller():
+    class Broken(ThreadRecorder):
+        def submit(self, batch):
+            raise RuntimeError("engine failed")
+
+    frames = [Frame(index=0, planes=(np.zeros((8, 8), np.uint8),) * 3)]
+    with pytest.raises(RuntimeError, match="engine failed"):
+        bench.time_inference(Broken(), frames, batch=1)
+
+
+def test_json_path(tmp_path):
+    assert bench.json_path(tmp_path / "r.json") == tmp_path / "r.json"
+    with pytest.raises(OutputError, match="folder"):
+        bench.json_path(tmp_path)
+    with pytest.raises(OutputError, match="does not exist"):
+        bench.json_path(tmp_path / "no" / "r.json")
+    default = bench.json_path(None)
+    assert default.parent == bench.DEFAULT_JSON_DIR and default.name.startswith("bench-")
+
+
+def test_bench_writes_only_its_json(tmp_path, models_dir, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "matmul_rate", lambda: 100.0)  # the BLAS measurement is not under test
+    monkeypatch.setattr(bench, "synthetic_clip", _small_clip)
+    target = tmp_path / "results" / "x2.json"
+    target.parent.mkdir()
+    r = run_cli("bench", "--engines", "onnxruntime", "--model", models_dir / "tiny_x2.json", "--frames", 4,
+                "--no-peer", "--json", target)
+    assert r.code == 0, r.err
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["results", "results/x2.json"]
+    result = json.loads(target.read_text())["results"][0]
+    assert result["engine"] == "onnxruntime" and result["frames"] == 4
+
+
+def _small_clip(path, frames: int):
+    from streamsr.synthetic import rgb_to_yuv420, scene_frames
+
+    bench.write_clip(path, (rgb_to_yuv420(f) for f in scene_frames(96, 64, frames)), lossless=False)
+    return path
