@@ -14,6 +14,7 @@ from streamsr.enhance import SCALES, EnhanceOptions, enhance
 from streamsr.errors import StreamSRError
 from streamsr.progress import ProgressBar, table
 from streamsr.sinks.av_sink import ENCODERS, EncodeSettings
+from streamsr.sources.deinterlace import DEINTERLACE_MODES
 
 log = logging.getLogger("streamsr")
 
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
     p.add_argument("--compare", action="store_true",
                    help="write input (nearest), bicubic and model side by side")
+    p.add_argument("--pix-fmt", default=None,
+                   help="output pixel format, e.g. yuv420p for the widest playback (default: the input's "
+                        "bit depth and chroma, or the nearest the encoder supports, with a warning)")
+    p.add_argument("--deinterlace", default="auto", choices=DEINTERLACE_MODES,
+                   help="interlaced input: auto (default) deinterlaces flagged input one frame per frame; "
+                        "field gives one frame per field (twice the rate); frame/field also deinterlace "
+                        "unflagged input; off never deinterlaces")
 
     for name, (_module, help_text) in _SUBCOMMAND_MODULES.items():
         try:
@@ -84,7 +92,8 @@ def run_enhance(args: argparse.Namespace) -> int:
     options = EnhanceOptions(
         scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
         threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
-        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf),
+        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt),
+        deinterlace=args.deinterlace,
     )
     progress = ProgressBar(total=None)
     result = enhance(args.input, args.output, options, on_frame=progress)

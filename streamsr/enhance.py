@@ -9,14 +9,17 @@ from pathlib import Path
 from streamsr import zoo
 from streamsr.backends import create_backend
 from streamsr.backends.base import Backend
+from streamsr.carry import output_timing
+from streamsr.colour import LumaScale
 from streamsr.errors import ConfigError, InputError, OutputError
 from streamsr.pipeline.pipeline import OnFrame, Pipeline, PipelinePolicy
 from streamsr.pipeline.stats import RunStats
 from streamsr.postprocess import compare, finish
 from streamsr.sinks.atomic import check_output_path
-from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
+from streamsr.sinks.av_sink import AvFileSink, EncodeSettings
 from streamsr.sinks.image_sink import ImageFolderSink
 from streamsr.sources.av_source import AvFileSource
+from streamsr.sources.deinterlace import DeinterlaceMode
 from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource, is_image_input
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ class EnhanceOptions:
     max_pixels: int | None = None  # memory ceiling per inference call; larger inputs are tiled
     encode: EncodeSettings = EncodeSettings()
     compare: bool = False
+    deinterlace: DeinterlaceMode = "auto"  # auto | frame | field | off (sources/deinterlace.py)
 
 
 @dataclass(frozen=True)
@@ -84,18 +88,10 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
     check_output_path(output, [input_path])
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
         raise OutputError(f"a video input needs a video output file name (.mp4, .mkv, .mov), not {output}")
-    with AvFileSource(input_path) as source, open_backend(options) as backend:
+    with AvFileSource(input_path, deinterlace=options.deinterlace) as source, open_backend(options) as backend:
         info = source.info
-        cc = source.codec_context
-        timing = StreamTiming(
-            time_base=info.time_base or (1 / info.rate),
-            rate=info.rate,
-            colorspace=_enum(cc.colorspace),
-            color_range=2 if info.pix_fmt == "yuvj420p" else _enum(cc.color_range),
-            color_primaries=_enum(cc.color_primaries),
-            color_trc=_enum(cc.color_trc),
-            rotation=info.rotation,
-        )
+        timing = output_timing(source, output)
+        _set_luma(backend, LumaScale(source.layout.bits, source.full_range))
         sink = AvFileSink(output, timing, options.encode, copy_from=input_path)
         _announce_total(on_frame, info.frames)
         pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)
@@ -154,5 +150,9 @@ def _announce_total(on_frame: OnFrame | None, total: int | None) -> None:
         on_frame.total = total
 
 
-def _enum(value: object) -> int | None:
-    return None if value is None else int(value)
+def _set_luma(backend: Backend, luma: LumaScale) -> None:
+    """Tell the backend how to read deeper planes; the GPU engines move uint8 planes only."""
+    if luma.bits > 8 and getattr(backend, "upscales_chroma", False):
+        raise ConfigError(f"the {backend.name} engine handles 8-bit video only and this input is {luma.bits}-bit: "
+                          "use a CPU engine (--engine openvino or onnxruntime)")
+    backend.luma = luma

@@ -89,8 +89,9 @@ class ModelCard:
 class Frame:
     """One picture as it moves through the pipeline.
 
-    ``planes`` is ``(Y, Cb, Cr)`` uint8 arrays; the chroma planes may be subsampled
-    (4:2:0 video) or full size (images). ``alpha`` rides along for images that have one.
+    ``planes`` is ``(Y, Cb, Cr)``: uint8 arrays, or uint16 code values when ``bit_depth`` is
+    above 8 (10-bit video); the chroma planes may be subsampled (4:2:0 or 4:2:2 video) or
+    full size (4:4:4 video, images). ``alpha`` rides along for images that have one.
     ``source_planes`` keeps the input planes after inference when ``--compare`` needs them.
     """
 
@@ -103,6 +104,7 @@ class Frame:
     source_planes: tuple[Any, Any, Any] | None = None
     captured_at: float | None = None  # time.monotonic() when decoded, for latency
     chroma_upscaled: bool = False  # a GPU backend already upscaled Cb/Cr with the luma
+    bit_depth: int = 8  # bits per sample of ``planes``
 
     @property
     def size(self) -> tuple[int, int]:

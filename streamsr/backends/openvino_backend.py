@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamsr.backends.base import Backend, to_network_input, to_uint8
+from streamsr.backends.base import Backend, from_network_output, to_network_input
+from streamsr.colour import LumaScale
 from streamsr.errors import BackendUnavailable, ConfigError
 from streamsr.types import ModelCard
 
@@ -26,13 +27,14 @@ MAX_STREAMS = 4
 class _Pending:
     """An asynchronous request in flight; ``result()`` waits and quantises its output."""
 
-    def __init__(self, request, channels: int) -> None:
+    def __init__(self, request, channels: int, luma: LumaScale) -> None:
         self.request = request
         self.channels = channels
+        self.luma = luma
 
     def result(self) -> np.ndarray:
         self.request.wait()
-        return to_uint8(self.request.get_output_tensor(0).data, self.channels)
+        return from_network_output(self.request.get_output_tensor(0).data, self.channels, self.luma)
 
 
 class OpenVinoBackend(Backend):
@@ -89,13 +91,13 @@ class OpenVinoBackend(Backend):
 
     def _submit_whole(self, batch: np.ndarray) -> _Pending:
         """Start the next request of the ring; the pipeline collects at most ``in_flight`` at once."""
-        x = to_network_input(batch)
+        x = to_network_input(batch, self.luma)
         ring = self._ring(x.shape)
         request = ring[self._turn % len(ring)]
         self._turn += 1
         request.wait()  # a no-op unless a caller submitted more than in_flight without collecting
         request.start_async({0: x})
-        return _Pending(request, self.card.channels)
+        return _Pending(request, self.card.channels, self.luma)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         request = self._sync_request(x.shape)
