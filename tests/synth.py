@@ -193,10 +193,11 @@ def make_clip(
     rotation: int = 0,
     crf: int = 12,
     faststart: bool = False,
-    interlaced: bool = False,
+    interlaced: str | None = None,
     codec_options: dict[str, str] | None = None,
     metadata: dict[str, str] | None = None,
     stream_metadata: dict[str, dict[str, str]] | None = None,
+    dispositions: dict[str, str] | None = None,
 ) -> Clip:
     """Write a clip whose frame ``i`` shows index ``i``.
 
@@ -206,9 +207,10 @@ def make_clip(
     ``full_range`` writes yuvj420p (JPEG range), ``bt709`` tags BT.709 matrix/primaries/transfer.
     ``faststart`` (MP4) puts the index (moov) before the media data, as web encoders do.
     ``colour`` tags (matrix, primaries, transfer) as AVCOL numbers, e.g. (9, 9, 18) for HLG.
-    ``interlaced`` (libx264) codes each frame as two fields, top first, taken half a frame
-    apart (see :func:`interlaced_luma`), and flags the stream interlaced.
-    ``metadata`` goes on the container, ``stream_metadata`` on the "video"/"audio"/"subtitle" stream.
+    ``interlaced`` ("tff" or "bff", libx264) codes each frame as two fields taken half a frame
+    apart, top or bottom first (see :func:`interlaced_luma`), and flags the stream so.
+    ``metadata`` goes on the container, ``stream_metadata`` on the "video"/"audio"/"subtitle" stream,
+    ``dispositions`` sets one flag by name ("default", "forced") on such a stream.
     """
     path = Path(path)
     if time_base is None:
@@ -247,7 +249,7 @@ def make_clip(
                 options["x265-params"] = "log-level=error"
             if interlaced:
                 options["flags"] = "+ilme+ildct"
-                options["x264-params"] = "tff=1"
+                options["x264-params"] = f"{interlaced}=1"
             options.update(codec_options or {})
             cc.options = options
         if metadata:
@@ -262,11 +264,13 @@ def make_clip(
         for kind, stream in (("video", v), ("audio", a), ("subtitle", s)):
             if stream is not None and stream_metadata and kind in stream_metadata:
                 stream.metadata.update(stream_metadata[kind])
+            if stream is not None and dispositions and kind in dispositions:
+                stream.disposition = av.stream.Disposition[dispositions[kind]]
         out.start_encoding()
 
         for i, p in enumerate(pts):
             if interlaced:
-                frame = interlaced_frame(i, width, height, pix_fmt)
+                frame = interlaced_frame(i, width, height, pix_fmt, top_first=interlaced == "tff")
             else:
                 frame = make_frame(i, width, height, "yuv420p" if pix_fmt == "yuvj420p" else pix_fmt, full_range)
             if pix_fmt == "yuvj420p":
@@ -293,22 +297,40 @@ def make_clip(
     return Clip(path, (width, height), frames, pts, time_base, audio_seconds, [c[2] for c in subtitles])
 
 
-def interlaced_luma(index: int, width: int, height: int) -> np.ndarray:
+BAR_SPEED = 7  # pixels per field
+
+
+def bar_left(field: int, width: int) -> int:
+    """Where the bar of :func:`interlaced_luma` starts in field number ``field``."""
+    return (BAR_SPEED * field) % max(1, width - max(4, width // 6))
+
+
+def interlaced_luma(index: int, width: int, height: int, top_first: bool = True) -> np.ndarray:
     """Two fields of a scene with a bar moving fast left to right, sampled half a frame apart:
-    the top field (even rows) at time ``2 * index``, the bottom field at ``2 * index + 1``.
-    Woven into one frame, the bar's edges comb: alternate rows disagree."""
+    the first field (even rows if ``top_first``, else odd rows) is field number ``2 * index``,
+    the second ``2 * index + 1``. Woven into one frame, the bar's edges comb."""
     y = np.full((height, width), 40, np.uint8)
     bar = max(4, width // 6)
-    for parity, t in ((0, 2 * index), (1, 2 * index + 1)):
-        x0 = (7 * t) % max(1, width - bar)
+    first, second = (0, 1) if top_first else (1, 0)
+    for parity, t in ((first, 2 * index), (second, 2 * index + 1)):
+        x0 = bar_left(t, width)
         y[parity::2, x0:x0 + bar] = 220
     return y
 
 
-def interlaced_frame(index: int, width: int, height: int, pix_fmt: str = "yuv420p") -> av.VideoFrame:
+def measured_bar_left(y: np.ndarray, scale: int = 1) -> float:
+    """The bar's left edge in a (deinterlaced, upscaled) luma, in source pixels, from mid rows."""
+    rows = np.asarray(y, dtype=np.float32)[y.shape[0] // 3: 2 * y.shape[0] // 3]
+    profile = rows.mean(axis=0)
+    bright = np.nonzero(profile > 130)[0]
+    return float(bright[0]) / scale if bright.size else -1.0
+
+
+def interlaced_frame(index: int, width: int, height: int, pix_fmt: str = "yuv420p",
+                     top_first: bool = True) -> av.VideoFrame:
     frame = av.VideoFrame(width, height, pix_fmt)
     frame.planes[0].update(np.ascontiguousarray(
-        np.pad(interlaced_luma(index, width, height), ((0, 0), (0, frame.planes[0].line_size - width)))))
+        np.pad(interlaced_luma(index, width, height, top_first), ((0, 0), (0, frame.planes[0].line_size - width)))))
     for plane in frame.planes[1:]:
         np.frombuffer(plane, dtype=np.uint8)[:] = 128
     return frame

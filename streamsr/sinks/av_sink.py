@@ -89,7 +89,7 @@ class AvFileSink:
         self.settings = settings or EncodeSettings()
         if self.settings.codec not in ENCODERS:
             raise OutputError(f"unknown codec {self.settings.codec!r} (choose from {', '.join(ENCODERS)})")
-        self._profile = container_for(self.path)
+        self._profile = container_for(self.path, self.settings.codec)
         if self._profile.frame_time_base and not timing.rate:
             raise OutputError(f"{self.path.name}: AVI needs a frame rate and the input has none")
         # AVI counts frames: one tick per frame; every other container keeps the input's time base

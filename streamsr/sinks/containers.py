@@ -12,7 +12,7 @@ Every container listed here is tested for frame count, timestamps and rate
 - AVI has no timestamps, only a frame rate and a frame order: the stream's time base must be
   one frame (else players read the wrong rate, e.g. 600 fps) and frames must be stored in
   presentation order, so B-frames are off. Variable frame rate cannot be stored and is
-  refused up front (:func:`constant_frame_step`).
+  refused up front (:func:`constant_frame_step`). FFmpeg's AVI muxer takes H.264, not HEVC.
 """
 from __future__ import annotations
 
@@ -31,26 +31,32 @@ class ContainerProfile:
     hevc_tag: str | None = None  # codec_tag for HEVC
     frame_time_base: bool = False  # the stream's time base is one frame (AVI)
     b_frames: bool = True
+    codecs: tuple[str, ...] = ("h264", "hevc")
 
 
 CONTAINERS: dict[str, ContainerProfile] = {
     ".mp4": ContainerProfile("MP4", hevc_tag="hvc1"),
     ".mov": ContainerProfile("QuickTime", hevc_tag="hvc1"),
     ".mkv": ContainerProfile("Matroska"),
-    ".avi": ContainerProfile("AVI", frame_time_base=True, b_frames=False),
+    ".avi": ContainerProfile("AVI", frame_time_base=True, b_frames=False, codecs=("h264",)),
     ".ts": ContainerProfile("MPEG-TS"),
     ".m2ts": ContainerProfile("MPEG-TS (Blu-ray)"),
 }
 
 
-def container_for(path: Path) -> ContainerProfile:
-    """The profile for ``path``'s suffix; an OutputError naming the supported ones otherwise."""
+def container_for(path: Path, codec: str | None = None) -> ContainerProfile:
+    """The profile for ``path``'s suffix; an OutputError naming the supported ones otherwise,
+    or when the container cannot hold ``codec``."""
     profile = CONTAINERS.get(path.suffix.lower())
     if profile is None:
         raise OutputError(
             f"cannot write video as {path.suffix or 'a file without a suffix'} ({path.name}); "
             f"supported containers: {', '.join(CONTAINERS)}"
         )
+    if codec is not None and codec not in profile.codecs:
+        others = [suffix for suffix, p in CONTAINERS.items() if codec in p.codecs]
+        raise OutputError(f"{profile.name} ({path.suffix}) cannot hold {codec} video; "
+                          f"use --codec {profile.codecs[0]} or one of {', '.join(others)}")
     return profile
 
 
