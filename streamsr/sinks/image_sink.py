@@ -15,13 +15,21 @@ from streamsr.types import Frame
 log = logging.getLogger(__name__)
 
 
+# JPEG outputs keep full chroma (OpenCV's default is 4:2:0, which halves the colour resolution
+# that the model's output was made with and smears the colours of small details and tiny images).
+_WRITE_PARAMS = {
+    ".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+}
+_WRITE_PARAMS[".jpeg"] = _WRITE_PARAMS[".jpg"]
+
+
 def encode_image(frame: Frame, suffix: str) -> bytes:
     bgr = planes_to_bgr(frame.planes)
     if frame.alpha is not None:
         h, w = bgr.shape[:2]
         alpha = cv2.resize(frame.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
         bgr = np.dstack([bgr, alpha])
-    ok, data = cv2.imencode(suffix, bgr)
+    ok, data = cv2.imencode(suffix, bgr, _WRITE_PARAMS.get(suffix.lower(), []))
     if not ok:
         raise OutputError(f"cannot encode an image as {suffix}")
     return data.tobytes()
