@@ -12,6 +12,7 @@ from streamsr.backends.base import Backend
 from streamsr.carry import output_timing
 from streamsr.colour import LumaScale
 from streamsr.errors import ConfigError, InputError, OutputError
+from streamsr.memory import MemoryPlan, default_budget, plan_memory
 from streamsr.pipeline.pipeline import OnFrame, Pipeline, PipelinePolicy
 from streamsr.pipeline.stats import RunStats
 from streamsr.postprocess import compare, finish
@@ -39,6 +40,7 @@ class EnhanceOptions:
     encode: EncodeSettings = EncodeSettings()
     compare: bool = False
     deinterlace: DeinterlaceMode = "auto"  # auto | frame | field | off (sources/deinterlace.py)
+    memory_budget: int | None = None  # bytes of frame data; None: from the machine (streamsr.memory)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class EnhanceResult:
     output: Path
     frames_expected: int | None
     interrupted: bool = False
+    memory: MemoryPlan | None = None
 
 
 def open_backend(options: EnhanceOptions) -> Backend:
@@ -58,7 +61,7 @@ def open_backend(options: EnhanceOptions) -> Backend:
         raise ConfigError(f"--batch must be at least 1, not {options.batch}")
     card = zoo.resolve_model(options.model, options.scale)
     backend = create_backend(options.engine, card, threads=options.threads, precision=options.precision)
-    backend.max_pixels = options.max_pixels
+    backend.max_pixels = options.max_pixels  # until a memory plan lowers it
     return backend
 
 
@@ -79,9 +82,23 @@ def _post(options: EnhanceOptions):
     return partial(compare, scale=options.scale) if options.compare else partial(finish, scale=options.scale)
 
 
-def _policy(options: EnhanceOptions) -> PipelinePolicy:
-    return PipelinePolicy(max_batch=options.batch, queue_size=max(8, 2 * options.batch),
-                          keep_source_planes=options.compare)
+def _policy(options: EnhanceOptions, plan: MemoryPlan) -> PipelinePolicy:
+    return PipelinePolicy(max_batch=plan.max_batch, queue_size=plan.queue_frames, queue_bytes=plan.queue_bytes,
+                          max_pixels=plan.max_pixels, keep_source_planes=options.compare)
+
+
+def _plan(options: EnhanceOptions, backend: Backend, width: int, height: int,
+          sample_bytes: int = 1, chroma_share: float = 0.5) -> MemoryPlan:
+    """Fit the run in the memory budget: batch cap, tiling and queue lengths (streamsr.memory)."""
+    budget = options.memory_budget or default_budget()
+    plan = plan_memory(budget, width, height, options.scale, backend.card, sample_bytes=sample_bytes,
+                       chroma_share=chroma_share, batch=options.batch, max_pixels=options.max_pixels,
+                       in_flight=getattr(backend, "in_flight", 1))
+    if plan.max_batch < options.batch:
+        log.info("--batch %d capped to %d by the memory budget", options.batch, plan.max_batch)
+    backend.max_pixels = plan.max_pixels
+    log.debug("memory plan: %s", plan.describe())
+    return plan
 
 
 def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
@@ -92,13 +109,16 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
         info = source.info
         timing = output_timing(source, output)
         _set_luma(backend, LumaScale(source.layout.bits, source.full_range))
+        layout = source.layout
+        plan = _plan(options, backend, info.width, info.height, 1 if layout.bits <= 8 else 2,
+                     0.0 if layout.gray else 2 / (1 << (layout.log2_chroma_w + layout.log2_chroma_h)))
         sink = AvFileSink(output, timing, options.encode, copy_from=input_path)
         _announce_total(on_frame, info.frames)
-        pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)
+        pipeline = Pipeline(source, backend, sink, _policy(options, plan), post=_post(options), on_frame=on_frame)
         stats, interrupted = _run(pipeline, sink)
         if not interrupted and info.frames and stats.frames != info.frames:
             log.warning("wrote %d frames but the container announced %d", stats.frames, info.frames)
-        return EnhanceResult(stats, backend.describe(), backend.card.name, output, info.frames, interrupted)
+        return EnhanceResult(stats, backend.describe(), backend.card.name, output, info.frames, interrupted, plan)
 
 
 def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
@@ -125,9 +145,12 @@ def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_
     with open_backend(options) as backend:
         sink = ImageFolderSink(folder, target)
         _announce_total(on_frame, len(source.files))
-        pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)
+        # sizes vary: queues are bounded in bytes, batches in pixels, large images are tiled
+        plan = _plan(options, backend, 1, 1, chroma_share=2.0)
+        pipeline = Pipeline(source, backend, sink, _policy(options, plan), post=_post(options), on_frame=on_frame)
         stats, interrupted = _run(pipeline, sink)
-        return EnhanceResult(stats, backend.describe(), backend.card.name, output, len(source.files), interrupted)
+        return EnhanceResult(stats, backend.describe(), backend.card.name, output, len(source.files), interrupted,
+                             plan)
 
 
 def _run(pipeline: Pipeline, sink) -> tuple[RunStats, bool]:

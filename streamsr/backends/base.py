@@ -12,7 +12,7 @@ from abc import ABC
 import numpy as np
 
 from streamsr.colour import LumaScale, luma_to_unit, unit_to_luma
-from streamsr.tiling import run_tiled, tile_for_budget
+from streamsr.tiling import run_tiled, tile_grid
 from streamsr.types import ModelCard
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: each engine's default_precision
@@ -94,7 +94,8 @@ class Backend(ABC):
         return self.max_pixels is not None and n * h * w > self.max_pixels
 
     def _run_tiled(self, batch: np.ndarray) -> np.ndarray:
-        tile = tile_for_budget(self.max_pixels // batch.shape[0], TILE_OVERLAP)
+        n, h, w = batch.shape[:3]
+        tile = tile_grid(h, w, self.max_pixels // n, TILE_OVERLAP)
         return run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP)
 
     def _submit_whole(self, batch: np.ndarray) -> Done:

@@ -40,6 +40,8 @@ class PipelinePolicy:
     queue_size: int = 8
     queue_policy: QueuePolicy = "block"
     keep_source_planes: bool = False  # --compare needs the input beside the output
+    queue_bytes: int | None = None  # frame data each queue may hold (streamsr.memory)
+    max_pixels: int | None = None  # input pixels per batch (one larger frame is tiled by the backend)
 
 
 def submit_batch(backend: Backend, frames: list[Frame]):
@@ -98,8 +100,8 @@ class Pipeline:
 
     def run(self) -> RunStats:
         p = self.policy
-        decoded = StageQueue(p.queue_size, self._stop, p.queue_policy)
-        inferred = StageQueue(p.queue_size, self._stop, "block")
+        decoded = StageQueue(p.queue_size, self._stop, p.queue_policy, max_bytes=p.queue_bytes)
+        inferred = StageQueue(p.queue_size, self._stop, "block", max_bytes=p.queue_bytes)
         threads = [
             threading.Thread(target=self._guard, args=("decode", self._decode, decoded), name="streamsr-decode"),
             threading.Thread(target=self._guard, args=("infer", self._infer, decoded, inferred), name="streamsr-infer"),
@@ -165,7 +167,7 @@ class Pipeline:
             for frame in results:
                 out.put(frame)
 
-        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s):
+        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s, self.policy.max_pixels):
             with clock.timed():
                 in_flight.append((submit_batch(self.backend, batch), batch))
             self._batches += 1
