@@ -103,17 +103,18 @@ def upscale_planes_classic(
 
 
 def bgr_to_planes(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An 8-bit BGR image to full-range BT.601 (Y, Cb, Cr) planes."""
+    """An 8- or 16-bit BGR image to full-range BT.601 (Y, Cb, Cr) planes of the same depth."""
     ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     return ycrcb[..., 0].copy(), ycrcb[..., 2].copy(), ycrcb[..., 1].copy()
 
 
 def planes_to_bgr(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Full-size (4:4:4) full-range BT.601 planes back to an 8-bit BGR image."""
+    """Full-size (4:4:4) full-range BT.601 planes back to a BGR image of the same depth."""
     y, cb, cr = planes
     return cv2.cvtColor(np.dstack([y, cr, cb]), cv2.COLOR_YCrCb2BGR)
 
 
 def gray_to_planes(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    neutral = np.full_like(gray, 128)
+    """Gray (8- or 16-bit) as Y with neutral chroma (the middle code: 128 or 32768)."""
+    neutral = np.full_like(gray, (np.iinfo(gray.dtype).max + 1) // 2)
     return gray, neutral, neutral.copy()

@@ -143,6 +143,8 @@ def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_
         for file in source.files:
             check_output_path(folder / file.name, [file])
     with open_backend(options) as backend:
+        if getattr(backend, "upscales_chroma", False):  # the GPU engines move uint8 planes only
+            source.max_bits = 8
         sink = ImageFolderSink(folder, target)
         _announce_total(on_frame, len(source.files))
         # sizes vary: queues are bounded in bytes, batches in pixels, large images are tiled

@@ -32,7 +32,7 @@ DEFAULT_FRACTION = 0.25
 DEFAULT_CEILING = 2 * GiB
 MIN_BUDGET = 128 * MiB
 MIN_QUEUE_FRAMES = 2
-MAX_QUEUE_FRAMES = 8
+MAX_QUEUE_FRAMES = 8  # or twice the batch, whichever is more, when the bytes allow
 MIN_TILE_PIXELS = 256 * 256
 # The CPU engines hold about this many float32 values per input pixel and feature channel of
 # the widest layer pair: one inference of ESPCN x2 (64 + 32 features, 4 outputs) at 1920x1080
@@ -105,7 +105,7 @@ class MemoryPlan:
     expected_bytes: int  # what the plan expects the frame data to take at most
 
     def describe(self) -> str:
-        tiles = f", tiles of {self.max_pixels / 1e6:.2f} MP" if self.tiled else ""
+        tiles = f", tiles of {self.max_pixels / 1e6:.3g} MP" if self.tiled else ""
         return (f"budget {self.budget / GiB:.2f} GiB: batch {self.max_batch}{tiles}, "
                 f"queues {self.queue_frames} frames, frame data ~{self.expected_bytes / GiB:.2f} GiB")
 
@@ -135,7 +135,7 @@ def plan_memory(budget: int, width: int, height: int, scale: int, card: ModelCar
         call_pixels = min(call_pixels, max_pixels)
     max_batch = min(batch, max(1, call_pixels // pixels))
     tiled = pixels > call_pixels
-    queue_frames = max(MIN_QUEUE_FRAMES, min(MAX_QUEUE_FRAMES, 2 * max_batch, queue_budget // max(1, out_frame)))
+    queue_frames = max(MIN_QUEUE_FRAMES, min(max(MAX_QUEUE_FRAMES, 2 * max_batch), queue_budget // max(1, out_frame)))
     queue_bytes = max(queue_budget, MIN_QUEUE_FRAMES * out_frame)
     working = in_flight * (per_pixel * min(pixels * max_batch, call_pixels) + in_frame * max_batch)
     # both queues full, plus the frames in the encoder stage (chroma upscaled, converted)

@@ -105,6 +105,7 @@ class Frame:
     captured_at: float | None = None  # time.monotonic() when decoded, for latency
     chroma_upscaled: bool = False  # a GPU backend already upscaled Cb/Cr with the luma
     bit_depth: int = 8  # bits per sample of ``planes``
+    full_range: bool = False  # code values span 0..2**bit_depth-1 (images, JPEG-range video)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -198,6 +198,7 @@ def make_clip(
     metadata: dict[str, str] | None = None,
     stream_metadata: dict[str, dict[str, str]] | None = None,
     dispositions: dict[str, str] | None = None,
+    chapters: Sequence[tuple[float, float, str]] = (),
 ) -> Clip:
     """Write a clip whose frame ``i`` shows index ``i``.
 
@@ -211,6 +212,7 @@ def make_clip(
     apart, top or bottom first (see :func:`interlaced_luma`), and flags the stream so.
     ``metadata`` goes on the container, ``stream_metadata`` on the "video"/"audio"/"subtitle" stream,
     ``dispositions`` sets one flag by name ("default", "forced") on such a stream.
+    ``chapters`` are (start s, end s, title).
     """
     path = Path(path)
     if time_base is None:
@@ -254,6 +256,10 @@ def make_clip(
             cc.options = options
         if metadata:
             out.metadata.update(metadata)
+        if chapters:
+            out.set_chapters([{"id": i + 1, "start": int(a * 1000), "end": int(b * 1000),
+                               "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+                              for i, (a, b, t) in enumerate(chapters)])
         if rotation:
             v.set_display_rotation(rotation)
         a = None

@@ -12,9 +12,6 @@ import av
 import numpy as np
 import pytest
 
-from streamsr.backends.base import Backend
-from streamsr.colour import LumaScale, luma_to_unit, unit_to_luma
-from streamsr.pixfmt import PixelLayout, nearest_supported, working_layout
 from synth import chroma_planes, chroma_ramps, decode_video, read_index
 
 
@@ -33,6 +30,8 @@ def indices(video, size, scale) -> list[int]:
 def test_ten_bit_limited_range_maps_like_eight_bit():
     """10-bit limited black/white (64/940) reach the model as 8-bit's 16/255 and 235/255,
     not 64/1023 and 940/1023."""
+    from streamsr.colour import LumaScale, luma_to_unit
+
     ten = LumaScale(bits=10, full_range=False)
     x = luma_to_unit(np.array([64, 940, 1020], np.uint16), ten)
     assert np.allclose(x, [16 / 255, 235 / 255, 1.0])
@@ -41,30 +40,35 @@ def test_ten_bit_limited_range_maps_like_eight_bit():
 
 
 def test_full_range_maps_peak_to_one():
+    from streamsr.colour import LumaScale, luma_to_unit
+
     x = luma_to_unit(np.array([0, 1023], np.uint16), LumaScale(bits=10, full_range=True))
     assert np.allclose(x, [0.0, 1.0])
 
 
 @pytest.mark.parametrize("bits, full", [(8, False), (10, False), (10, True), (12, False), (16, True)])
 def test_every_code_round_trips(bits, full):
+    from streamsr.colour import LumaScale, luma_to_unit, unit_to_luma
+
     scale = LumaScale(bits=bits, full_range=full)
     codes = np.arange(1 << bits, dtype=scale.dtype)
     back = unit_to_luma(luma_to_unit(codes, scale), scale)
     assert back.dtype == scale.dtype and np.array_equal(back, codes)
 
 
-class _Recorder(Backend):
-    """Records what the network would see; returns it nearest-upscaled."""
-
-    name = "recorder"
-
-    def infer(self, x):
-        self.seen = x.copy()
-        return np.repeat(np.repeat(x, self.card.scale, axis=2), self.card.scale, axis=3)
-
-
 def test_backend_runs_on_full_precision_luma(models_dir):
+    from streamsr.backends.base import Backend
+    from streamsr.colour import LumaScale
     from streamsr.types import ModelCard
+
+    class _Recorder(Backend):
+        """Records what the network would see; returns it nearest-upscaled."""
+
+        name = "recorder"
+
+        def infer(self, x):
+            self.seen = x.copy()
+            return np.repeat(np.repeat(x, self.card.scale, axis=2), self.card.scale, axis=3)
 
     backend = _Recorder(ModelCard.load(models_dir / "exact_x2.json"), threads=1)
     backend.luma = LumaScale(bits=10)
@@ -80,6 +84,8 @@ def test_backend_runs_on_full_precision_luma(models_dir):
     ("rgb24", "yuv444p"), ("gray10le", "gray10le"), ("yuv411p", "yuv411p"), ("y210le", "yuv422p10le"),
 ])
 def test_working_layout_keeps_depth_and_chroma(name, want):
+    from streamsr.pixfmt import working_layout
+
     assert working_layout(name).name == want
 
 
@@ -92,11 +98,15 @@ X264 = ["yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "yuv420p10le", "yuv
     ("yuv440p", "yuv444p"), ("yuv411p", "yuv422p"), ("yuv444p16le", "yuv444p10le"),
 ])
 def test_nearest_encoder_format(want, got):
+    from streamsr.pixfmt import nearest_supported, working_layout
+
     assert nearest_supported(working_layout(want), X264).name == got
 
 
 def test_nearest_prefers_depth_and_chroma_over_nothing():
     """An 8-bit-only encoder keeps 4:2:2 rather than falling back to 4:2:0."""
+    from streamsr.pixfmt import PixelLayout, nearest_supported
+
     only8 = ["yuv420p", "yuv422p", "yuv444p"]
     assert nearest_supported(PixelLayout(bits=10, log2_chroma_w=1, log2_chroma_h=0), only8).name == "yuv422p"
 

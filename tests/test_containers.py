@@ -7,7 +7,6 @@ from fractions import Fraction
 import av
 import pytest
 
-from streamsr.sinks.containers import CONTAINERS
 from synth import decode_video, leftovers, packets, read_index, vfr_pts
 
 
@@ -24,6 +23,8 @@ RESOLUTION = {".mp4": Fraction(0), ".mov": Fraction(0), ".avi": Fraction(0), ".t
 
 
 def test_every_accepted_container_is_tested():
+    from streamsr.sinks.containers import CONTAINERS
+
     assert set(CONTAINERS) == set(RESOLUTION)
 
 
@@ -147,3 +148,14 @@ def test_subtitle_tags_and_dispositions(clip_factory, model_args, run_cli, out_d
     ts = out_dir / "up.ts"
     assert run_cli("enhance", audio_only.path, "-o", ts, *model_args(2)).code == 0
     assert streams_metadata(ts)[1]["audio"][0]["language"] == "spa"
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_chapters_carried_over(clip_factory, model_args, run_cli, out_dir, suffix):
+    chapters = [(0.0, 0.2, "gate opens"), (0.2, 0.4, "car leaves")]
+    clip = clip_factory("chapters.mkv", frames=10, chapters=chapters)
+    out = out_dir / f"up{suffix}"
+    assert run_cli("enhance", clip.path, "-o", out, *model_args(2)).code == 0
+    with av.open(str(out)) as c:
+        got = [(float(ch["start"] * ch["time_base"]), ch["metadata"].get("title")) for ch in c.chapters()]
+    assert got == [(0.0, "gate opens"), (0.2, "car leaves")]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamsr.sources.image_source import apply_orientation, exif_orientation, read_image
+from streamsr.sources.image_source import read_image
 
 
 def tiff_orientation(orientation: int, big_endian: bool = False) -> bytes:
@@ -71,6 +71,8 @@ def test_alpha_turns_with_the_picture(tmp_path):
 
 
 def test_no_exif_is_upright_already():
+    from streamsr.sources.image_source import apply_orientation, exif_orientation
+
     assert exif_orientation(b"") == 1 and exif_orientation(b"garbage!") == 1
     assert exif_orientation(tiff_orientation(6)) == 6 and exif_orientation(b"Exif\x00\x00" + tiff_orientation(3)) == 3
     img = marked()
@@ -114,3 +116,28 @@ def test_tiny_image_colours_survive_jpeg_output(tmp_path, model_args, run_cli, s
         assert run_cli("enhance", src, "-o", out, *model_args(scale, name="exact")).code == 0
         outs[suffix] = cv2.imread(str(out)).astype(int)
     assert np.abs(outs[".jpg"] - outs[".png"]).mean() < 4
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_sixteen_bit_image_keeps_its_precision(tmp_path, model_args, run_cli, suffix):
+    """A 16-bit gradient comes out 16-bit with its fine steps (it used to be cut to 8 bits)."""
+    h, w = 24, 40
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = (20000 + 37 * xx + 23 * yy).astype(np.uint16)
+    src = tmp_path / f"deep{suffix}"
+    cv2.imwrite(str(src), np.dstack([ramp, ramp, ramp]))
+    out = tmp_path / f"up{suffix}"
+    assert run_cli("enhance", src, "-o", out, *model_args(2, name="exact")).code == 0
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and got.shape == (2 * h, 2 * w, 3)
+    # gray in, gray out, to within the YCbCr round trip; far finer than an 8-bit step (257)
+    assert np.abs(got[::2, ::2].astype(int) - ramp[..., None]).max() <= 3
+
+
+def test_sixteen_bit_into_jpeg_is_said(tmp_path, model_args, run_cli, caplog):
+    src = tmp_path / "deep.png"
+    cv2.imwrite(str(src), np.full((16, 16, 3), 40000, np.uint16))
+    with caplog.at_level("WARNING"):
+        assert run_cli("enhance", src, "-o", tmp_path / "up.jpg", *model_args(2)).code == 0
+    assert any("16-bit" in rec.getMessage() for rec in caplog.records)
+    assert cv2.imread(str(tmp_path / "up.jpg")).dtype == np.uint8

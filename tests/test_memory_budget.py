@@ -123,3 +123,17 @@ def test_batches_are_bounded_in_pixels():
     q.put(END)
     sizes = [len(b) for b in batches(q, max_batch=100, max_wait_s=0.01, max_pixels=3 * 100 * 100)]
     assert sizes == [3, 3, 3, 1]
+
+
+def test_enhance_caps_batch_and_tiles_under_a_small_budget(clip_factory, model_args, run_cli, tmp_path):
+    """End to end: --batch 100000 and a 128 MiB budget still write every frame, in order,
+    with the batch capped and the frames tiled (the plan is printed with the results)."""
+    from synth import decode_video, read_index
+
+    clip = clip_factory("cfr30.mp4", frames=30)
+    out = tmp_path / "up.mp4"
+    r = run_cli("enhance", clip.path, "-o", out, *model_args(2), "--batch", "100000", "--memory-budget", "128M",
+                "--max-pixels", "10000")
+    assert r.code == 0, r.err
+    assert [read_index(y, clip.size, 2) for y in decode_video(out).lumas] == list(range(30))
+    assert "budget 0.12 GiB: batch 1, tiles of 0.01 MP" in r.out

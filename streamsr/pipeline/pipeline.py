@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from streamsr.backends.base import Backend, Done
+from streamsr.colour import LumaScale
 from streamsr.errors import PipelineError, StreamSRError
 from streamsr.pipeline.batcher import batches
 from streamsr.pipeline.queues import END, QueuePolicy, StageQueue, Stopped
@@ -50,6 +51,9 @@ def submit_batch(backend: Backend, frames: list[Frame]):
     ``submit`` is optional: anything with a synchronous ``run`` serves as a backend.
     """
     planes = np.stack([f.planes[0] for f in frames])
+    luma = LumaScale(frames[0].bit_depth, frames[0].full_range)
+    if getattr(backend, "luma", luma).bits != luma.bits:  # a folder may mix 8- and 16-bit images
+        backend.luma = luma
     if getattr(backend, "upscales_chroma", False):  # GPU backends: Y and Cb/Cr in one trip
         chroma = np.stack([np.stack(f.planes[1:]) for f in frames])
         return backend.submit_planes(planes, chroma)

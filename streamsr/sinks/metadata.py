@@ -1,5 +1,5 @@
 """Carry what a player shows from the input file to the output: titles, languages, handler
-names, default/forced flags, the container's title, comment and creation time.
+names, default/forced flags, the container's title, comment and creation time, chapters.
 
 Keys that describe the old encoding (encoder, Matroska statistics, MP4 brands) are left for
 the muxer to write anew. Each muxer stores what its format can hold (MPEG-TS keeps only the
@@ -32,7 +32,14 @@ def shown_metadata(metadata: dict[str, str]) -> dict[str, str]:
 
 
 def copy_container_metadata(src: av.container.InputContainer, dst: av.container.OutputContainer) -> None:
+    """The file's tags and its chapters (set before the header is written)."""
     dst.metadata.update(shown_metadata(dict(src.metadata)))
+    try:
+        chapters = src.chapters()
+        if chapters:
+            dst.set_chapters(chapters)
+    except (AttributeError, ValueError, av.error.FFmpegError) as e:  # older PyAV, or a muxer without chapters
+        log.debug("chapters not copied: %s", e)
 
 
 def copy_stream_metadata(src: av.stream.Stream, dst: av.stream.Stream) -> None:

@@ -187,6 +187,7 @@ class AvFileSource:
                 time_base=out_tb,
                 captured_at=time.monotonic(),
                 bit_depth=self.layout.bits,
+                full_range=self.full_range,
             )
             index += 1
 

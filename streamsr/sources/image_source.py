@@ -90,8 +90,9 @@ def list_images(path: Path) -> list[Path]:
     return files
 
 
-def read_image(path: Path) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]:
-    """Planes and alpha (or None) of an image file, converted to 8 bits."""
+def read_image(path: Path, max_bits: int = 16) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]:
+    """Planes and alpha (or None) of an image file: uint16 for 16-bit files (PNG, TIFF) unless
+    ``max_bits`` is 8, uint8 otherwise (other sample types are converted to 8 bits)."""
     if path.stat().st_size == 0:
         raise InputError(f"image is empty (0 bytes): {path}")
     data = np.fromfile(path, dtype=np.uint8)
@@ -101,8 +102,9 @@ def read_image(path: Path) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], n
     if orientation != 1:
         log.debug("%s: EXIF orientation %d applied", path.name, orientation)
         image = apply_orientation(image, orientation)
-    if image.dtype != np.uint8:
-        image = (image.astype(np.float32) * (255.0 / np.iinfo(image.dtype).max) + 0.5).astype(np.uint8)
+    if image.dtype != np.uint8 and not (image.dtype == np.uint16 and max_bits > 8):
+        peak = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+        image = (np.clip(image.astype(np.float32), 0, peak) * (255.0 / peak) + 0.5).astype(np.uint8)
     if image.ndim == 2:
         return gray_to_planes(image), None
     alpha = image[..., 3].copy() if image.shape[2] == 4 else None
@@ -110,14 +112,18 @@ def read_image(path: Path) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], n
 
 
 class ImageSource:
-    def __init__(self, path: str | Path) -> None:
+    """``max_bits=8`` reads 16-bit files as 8-bit (for engines that move uint8 planes only)."""
+
+    def __init__(self, path: str | Path, max_bits: int = 16) -> None:
         self.path = Path(path)
         self.files = list_images(self.path)
+        self.max_bits = max_bits
 
     def __iter__(self) -> Iterator[Frame]:
         for index, file in enumerate(self.files):
-            planes, alpha = read_image(file)
-            yield Frame(index=index, planes=planes, name=file.name, alpha=alpha)
+            planes, alpha = read_image(file, self.max_bits)
+            bits = 16 if planes[0].dtype == np.uint16 else 8
+            yield Frame(index=index, planes=planes, name=file.name, alpha=alpha, bit_depth=bits, full_range=True)
 
     def close(self) -> None:
         pass
