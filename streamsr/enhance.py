@@ -54,13 +54,14 @@ class EnhanceResult:
     memory: MemoryPlan | None = None
 
 
-def open_backend(options: EnhanceOptions) -> Backend:
+def open_backend(options: EnhanceOptions, bit_depth: int = 8) -> Backend:
     if options.scale not in SCALES:
         raise ConfigError(f"unsupported scale {options.scale} (choose from {', '.join(map(str, SCALES))})")
     if options.batch < 1:
         raise ConfigError(f"--batch must be at least 1, not {options.batch}")
     card = zoo.resolve_model(options.model, options.scale)
-    backend = create_backend(options.engine, card, threads=options.threads, precision=options.precision)
+    backend = create_backend(options.engine, card, threads=options.threads, precision=options.precision,
+                             bit_depth=bit_depth)
     backend.max_pixels = options.max_pixels  # until a memory plan lowers it
     return backend
 
@@ -105,7 +106,8 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
     check_output_path(output, [input_path])
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
         raise OutputError(f"a video input needs a video output file name (.mp4, .mkv, .mov), not {output}")
-    with AvFileSource(input_path, deinterlace=options.deinterlace) as source, open_backend(options) as backend:
+    with AvFileSource(input_path, deinterlace=options.deinterlace) as source, \
+            open_backend(options, source.layout.bits) as backend:
         info = source.info
         timing = output_timing(source, output)
         _set_luma(backend, LumaScale(source.layout.bits, source.full_range))

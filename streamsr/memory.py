@@ -7,7 +7,8 @@ What a run holds, besides the interpreter, libraries and model (about 0.3 GB, fi
   activations (``activation_bytes_per_pixel``: the widest layers, in float32, side by
   side) and the float32 and integer outputs;
 - the inferred-frames queue: upscaled luma plus the input's chroma;
-- the encoder: a few upscaled frames being converted and x264/x265's own look-ahead.
+- the encoder: a few upscaled frames being converted and x264/x265's own look-ahead,
+  threads and B-frames, about ``ENCODER_FRAMES`` output frames at the veryfast preset.
 
 The budget (by default a quarter of the memory available when the run starts, at most
 ``DEFAULT_CEILING``; ``--memory-budget`` sets it) is shared out: half to inference (split
@@ -15,7 +16,9 @@ between the calls an engine keeps in flight: OpenVINO runs two streams, each wit
 buffers), a quarter to each queue. Inference gets at most ``max_batch`` frames per call and,
 when one frame alone does not fit, runs in tiles of at most ``max_pixels`` input pixels
 (streamsr/tiling.py, seamless). Queues hold at least two frames whatever the budget, so a
-budget smaller than a few frames is exceeded by those frames, never refused.
+budget smaller than a few frames is exceeded by those frames, never refused. The encoder's
+own frames and the fixed ``BASELINE`` are not shared out of the budget (they depend on the
+output size and the libraries only); ``MemoryPlan.expected_peak`` adds them up.
 """
 from __future__ import annotations
 
@@ -34,6 +37,10 @@ MIN_BUDGET = 128 * MiB
 MIN_QUEUE_FRAMES = 2
 MAX_QUEUE_FRAMES = 8  # or twice the batch, whichever is more, when the bytes allow
 MIN_TILE_PIXELS = 256 * 256
+# Output frames x264 holds at the veryfast preset on 2 cores (look-ahead 10, 3 B-frames, frame
+# threads): a 7680x4320 output (4K in, x2) took 2.4 GiB in all, of which ~1 GiB is the encoder's.
+ENCODER_FRAMES = 20
+BASELINE = 200 * MiB  # interpreter, NumPy, PyAV, OpenCV, the engine and the model (measured 0.1-0.25 GiB)
 # The CPU engines hold about this many float32 values per input pixel and feature channel of
 # the widest layer pair: one inference of ESPCN x2 (64 + 32 features, 4 outputs) at 1920x1080
 # and 960x540 grew the peak RSS by 429 (OpenVINO), 484 (ONNX Runtime) and 516 (torch) bytes
@@ -103,11 +110,16 @@ class MemoryPlan:
     queue_frames: int  # each queue's length in frames
     queue_bytes: int  # each queue's length in bytes (the tighter of the two applies)
     expected_bytes: int  # what the plan expects the frame data to take at most
+    encoder_bytes: int = 0  # what the encoder is expected to hold (not shared out of the budget)
+
+    @property
+    def expected_peak(self) -> int:
+        return BASELINE + self.expected_bytes + self.encoder_bytes
 
     def describe(self) -> str:
         tiles = f", tiles of {self.max_pixels / 1e6:.3g} MP" if self.tiled else ""
         return (f"budget {self.budget / GiB:.2f} GiB: batch {self.max_batch}{tiles}, "
-                f"queues {self.queue_frames} frames, frame data ~{self.expected_bytes / GiB:.2f} GiB")
+                f"queues {self.queue_frames} frames, expected peak ~{self.expected_peak / GiB:.2f} GiB")
 
 
 def plan_memory(budget: int, width: int, height: int, scale: int, card: ModelCard, *,
@@ -139,8 +151,10 @@ def plan_memory(budget: int, width: int, height: int, scale: int, card: ModelCar
     queue_bytes = max(queue_budget, MIN_QUEUE_FRAMES * out_frame)
     working = in_flight * (per_pixel * min(pixels * max_batch, call_pixels) + in_frame * max_batch)
     # both queues full, plus the frames in the encoder stage (chroma upscaled, converted)
-    expected = working + queue_frames * (in_frame + out_frame) + 3 * out_frame * (1 + chroma_share)
-    return MemoryPlan(budget, max_batch, call_pixels, tiled, queue_frames, queue_bytes, int(expected))
+    out_full = pixels * s2 * (1 + chroma_share) * sample_bytes  # an output frame with its chroma
+    expected = working + queue_frames * (in_frame + out_frame) + 3 * out_full
+    return MemoryPlan(budget, max_batch, call_pixels, tiled, queue_frames, queue_bytes, int(expected),
+                      int(ENCODER_FRAMES * out_full))
 
 
 def pixel_cost(card: ModelCard, sample_bytes: int = 1) -> int:

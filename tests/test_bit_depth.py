@@ -240,3 +240,22 @@ def test_untagged_sd_is_tagged_bt601(clip_factory, model_args, run_cli, out_dir,
     video = decode_video(out)
     assert (video.width, video.height) == (scale * size[0], scale * size[1])
     assert (video.colorspace, video.color_primaries, video.color_range) == (*want, 1)
+
+
+@pytest.mark.parametrize("value", ["rgb24", "nonsense"])
+def test_bad_pix_fmt_is_one_line(clip_factory, model_args, run_cli, out_dir, value):
+    clip = clip_factory("cfr8.mp4", frames=8)
+    r = run_cli("enhance", clip.path, "-o", out_dir / "up.mp4", *model_args(2), "--pix-fmt", value)
+    assert r.code != 0 and len(r.err_lines) == 1 and "--pix-fmt" in r.err
+    assert list(out_dir.iterdir()) == []
+
+
+def test_auto_engine_skips_eight_bit_only_engines_for_deep_input(models_dir, monkeypatch):
+    """On a GPU machine, auto would pick an engine that moves uint8 planes; 10-bit input
+    gets the first CPU engine instead."""
+    import streamsr.backends as backends
+    from streamsr.types import ModelCard
+
+    monkeypatch.setattr(backends, "installed_backends", lambda: ["tensorrt", "cuda", "onnxruntime"])
+    card = ModelCard.load(models_dir / "exact_x2.json")
+    assert backends.create_backend("auto", card, threads=1, bit_depth=10).name == "onnxruntime"

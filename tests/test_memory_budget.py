@@ -136,4 +136,4 @@ def test_enhance_caps_batch_and_tiles_under_a_small_budget(clip_factory, model_a
                 "--max-pixels", "10000")
     assert r.code == 0, r.err
     assert [read_index(y, clip.size, 2) for y in decode_video(out).lumas] == list(range(30))
-    assert "budget 0.12 GiB: batch 1, tiles of 0.01 MP" in r.out
+    assert "budget 0.12 GiB: batch 1, tiles of 0.01 MP, queues" in r.out

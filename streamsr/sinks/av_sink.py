@@ -90,6 +90,14 @@ class AvFileSink:
         if self.settings.codec not in ENCODERS:
             raise OutputError(f"unknown codec {self.settings.codec!r} (choose from {', '.join(ENCODERS)})")
         self._profile = container_for(self.path, self.settings.codec)
+        if self.settings.pix_fmt:
+            try:
+                asked = layout_of(self.settings.pix_fmt)
+            except ValueError:
+                asked = None
+            if asked is None:
+                raise OutputError(f"--pix-fmt {self.settings.pix_fmt} is not a planar YUV or gray pixel format "
+                                  "(for example yuv420p, yuv422p10le, gray)")
         if self._profile.frame_time_base and not timing.rate:
             raise OutputError(f"{self.path.name}: AVI needs a frame rate and the input has none")
         # AVI counts frames: one tick per frame; every other container keeps the input's time base
@@ -155,8 +163,6 @@ class AvFileSink:
         self._in_layout = frame_layout(frame.planes, frame.bit_depth)
         if self.settings.pix_fmt:
             want = layout_of(self.settings.pix_fmt)
-            if want is None:
-                raise OutputError(f"--pix-fmt {self.settings.pix_fmt} is not a planar YUV or gray format")
         else:
             want = self.timing.layout or self._in_layout
         encoder = ENCODERS[self.settings.codec]
