@@ -25,10 +25,19 @@ def finish(frame: Frame, scale: int) -> Frame:
 
 
 def _label(y: np.ndarray, text: str, white: int = 255) -> None:
+    """Write ``text`` into the luma plane, white on a black outline (any sample depth)."""
     scale = max(0.5, y.shape[0] / 600)
     org = (int(10 * scale), int(30 * scale))
-    cv2.putText(y, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 0, int(4 * scale), cv2.LINE_AA)
-    cv2.putText(y, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, white, max(1, int(1.5 * scale)), cv2.LINE_AA)
+    if y.dtype == np.uint8:
+        cv2.putText(y, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 0, int(4 * scale), cv2.LINE_AA)
+        cv2.putText(y, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, white, max(1, int(1.5 * scale)), cv2.LINE_AA)
+        return
+    # OpenCV draws text on 8-bit images only: draw coverage masks and blend them in
+    for value, thickness in ((0, int(4 * scale)), (white, max(1, int(1.5 * scale)))):
+        mask = np.zeros(y.shape, np.uint8)
+        cv2.putText(mask, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_AA)
+        a = mask.astype(np.float32) / 255.0
+        y[:] = np.round(y * (1.0 - a) + value * a).astype(y.dtype)
 
 
 def compare(frame: Frame, scale: int) -> Frame:
