@@ -12,9 +12,11 @@ from streamsr.backends import ENGINE_CHOICES
 from streamsr.backends.base import PRECISIONS
 from streamsr.enhance import SCALES, EnhanceOptions, EnhanceResult, enhance
 from streamsr.errors import StreamSRError
+from streamsr.memory import parse_size
 from streamsr.progress import ProgressBar, table
 from streamsr.signals import interrupt_exit_code, interrupt_name, termination_as_interrupt
 from streamsr.sinks.av_sink import ENCODERS, EncodeSettings
+from streamsr.sources.deinterlace import DEINTERLACE_MODES
 from streamsr.sources.integrity import DECODE_ERROR_POLICIES
 from streamsr.urls import install_log_masking, mask_text
 
@@ -47,10 +49,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="compute precision; auto is fp32 on the CPU and fp16 on a GPU; "
                         "bf16 needs native support (openvino, torch, cuda)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
-    p.add_argument("--batch", type=int, default=1, help="frames per inference call (default 1)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="frames per inference call (default 1; enhance caps it to the memory budget)")
     p.add_argument("--max-pixels", type=int, default=None,
-                   help="memory ceiling: most input pixels per inference call; "
-                        "larger frames run as overlapping tiles (default: no limit)")
+                   help="most input pixels per inference call; larger frames run as overlapping tiles "
+                        "(default: what the memory budget allows)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-decode-error", default="warn", choices=DECODE_ERROR_POLICIES,
                    help="frames of the input that cannot be decoded: 'warn' (default) writes the others, "
                         "names the loss on stderr and exits 0; 'fail' stops with an error and writes nothing")
+    p.add_argument("--pix-fmt", default=None,
+                   help="output pixel format, e.g. yuv420p for the widest playback (default: the input's "
+                        "bit depth and chroma, or the nearest the encoder supports, with a warning)")
+    p.add_argument("--memory-budget", type=parse_size, default=None, metavar="SIZE",
+                   help="frame data a run may hold, e.g. 1G or 800M (default: a quarter of the available "
+                        "memory, at most 2 GiB); batches are capped, large frames tiled, queues bounded to fit")
+    p.add_argument("--deinterlace", default="auto", choices=DEINTERLACE_MODES,
+                   help="interlaced input: auto (default) deinterlaces flagged input one frame per frame; "
+                        "field gives one frame per field (twice the rate); frame/field also deinterlace "
+                        "unflagged input; off never deinterlaces")
 
     for name, (_module, help_text) in _SUBCOMMAND_MODULES.items():
         try:
@@ -92,8 +105,9 @@ def run_enhance(args: argparse.Namespace) -> int:
     options = EnhanceOptions(
         scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
         threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
-        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf),
+        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt),
         force=args.force, on_decode_error=args.on_decode_error,
+        deinterlace=args.deinterlace, memory_budget=args.memory_budget,
     )
     progress = ProgressBar(total=None)
     try:
@@ -117,6 +131,8 @@ def run_enhance(args: argparse.Namespace) -> int:
         ("speed", f"{s.fps:.2f} fps"),
     ]
     rows += [(f"{stage} (busy)", f"{ms:.1f} ms/frame") for stage, ms in s.stage_ms_per_frame.items()]
+    if result.memory is not None:
+        rows.append(("memory", result.memory.describe()))
     print(table(rows))
     return _report_image_failures(args, result)
 

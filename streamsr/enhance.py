@@ -2,7 +2,8 @@
 
 Everything that can be checked before the model loads is: the output path (writable, not an
 input, not an existing file unless ``force``), the encoder options, and for video the input's
-structure (truncation) and whether the output container can hold the streams.
+structure (truncation) and whether the output container can hold the streams. The run then
+fits a memory budget (streamsr.memory): batches are capped, large frames tiled, queues bounded.
 """
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ from pathlib import Path
 from streamsr import zoo
 from streamsr.backends import create_backend
 from streamsr.backends.base import Backend
+from streamsr.carry import output_timing
+from streamsr.colour import LumaScale
 from streamsr.errors import ConfigError, InputError, OutputError
+from streamsr.memory import MemoryPlan, default_budget, plan_memory
 from streamsr.pipeline.pipeline import OnFrame, Pipeline, PipelinePolicy
 from streamsr.pipeline.stats import RunStats
 from streamsr.postprocess import compare, finish
 from streamsr.signals import interrupt_name
 from streamsr.sinks.atomic import check_output_path, sweep_stale
-from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
+from streamsr.sinks.av_sink import AvFileSink, EncodeSettings
 from streamsr.sinks.preflight import check_encode_settings, check_video_output
 from streamsr.sources.av_source import AvFileSource
 from streamsr.sources.conform import FirstSize, SizeChange
+from streamsr.sources.deinterlace import DeinterlaceMode
 from streamsr.sources.image_source import IMAGE_SUFFIXES, is_image_input
 from streamsr.sources.integrity import DECODE_ERROR_POLICIES, DecodeErrorPolicy, DecodeReport
 
@@ -45,6 +50,8 @@ class EnhanceOptions:
     compare: bool = False
     force: bool = False  # replace existing output files
     on_decode_error: DecodeErrorPolicy = "warn"  # frames that cannot be decoded: warn and go on, or fail
+    deinterlace: DeinterlaceMode = "auto"  # auto | frame | field | off (sources/deinterlace.py)
+    memory_budget: int | None = None  # bytes of frame data; None: from the machine (streamsr.memory)
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,15 @@ class EnhanceResult:
     size_changes: list[SizeChange] = field(default_factory=list)  # video frames fitted to the first size
     failures: list[tuple[str, str]] = field(default_factory=list)  # images that could not be read: (name, why)
     notes: list[str] = field(default_factory=list)  # what was not processed, and why
+    memory: MemoryPlan | None = None
 
 
-def open_backend(options: EnhanceOptions) -> Backend:
+def open_backend(options: EnhanceOptions, bit_depth: int = 8) -> Backend:
     check_options(options)
     card = zoo.resolve_model(options.model, options.scale)
-    backend = create_backend(options.engine, card, threads=options.threads, precision=options.precision)
-    backend.max_pixels = options.max_pixels
+    backend = create_backend(options.engine, card, threads=options.threads, precision=options.precision,
+                             bit_depth=bit_depth)
+    backend.max_pixels = options.max_pixels  # until a memory plan lowers it
     return backend
 
 
@@ -104,9 +113,23 @@ def post_process(options: EnhanceOptions):
     return partial(compare, scale=options.scale) if options.compare else partial(finish, scale=options.scale)
 
 
-def pipeline_policy(options: EnhanceOptions) -> PipelinePolicy:
-    return PipelinePolicy(max_batch=options.batch, queue_size=max(8, 2 * options.batch),
-                          keep_source_planes=options.compare)
+def pipeline_policy(options: EnhanceOptions, plan: MemoryPlan) -> PipelinePolicy:
+    return PipelinePolicy(max_batch=plan.max_batch, queue_size=plan.queue_frames, queue_bytes=plan.queue_bytes,
+                          max_pixels=plan.max_pixels, keep_source_planes=options.compare)
+
+
+def plan_run(options: EnhanceOptions, backend: Backend, width: int, height: int,
+             sample_bytes: int = 1, chroma_share: float = 0.5) -> MemoryPlan:
+    """Fit the run in the memory budget: batch cap, tiling and queue lengths (streamsr.memory)."""
+    budget = options.memory_budget or default_budget()
+    plan = plan_memory(budget, width, height, options.scale, backend.card, sample_bytes=sample_bytes,
+                       chroma_share=chroma_share, batch=options.batch, max_pixels=options.max_pixels,
+                       in_flight=getattr(backend, "in_flight", 1))
+    if plan.max_batch < options.batch:
+        log.info("--batch %d capped to %d by the memory budget", options.batch, plan.max_batch)
+    backend.max_pixels = plan.max_pixels
+    log.debug("memory plan: %s", plan.describe())
+    return plan
 
 
 def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
@@ -114,38 +137,28 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
         raise OutputError(f"a video input needs a video output file name (.mp4, .mkv, .mov), not {output}")
     check_encode_settings(options.encode)
-    with AvFileSource(input_path, on_decode_error=options.on_decode_error) as source:
-        info = source.info
-        timing = _timing(source)
+    with AvFileSource(input_path, on_decode_error=options.on_decode_error, deinterlace=options.deinterlace) as source:
+        info, layout = source.info, source.layout
+        timing = output_timing(source, output)
         check_video_output(output, _output_size(info.width, info.height, options), timing, options.encode,
                            copy_from=input_path)
         sweep_stale(output.parent if str(output.parent) else Path("."))
-        with open_backend(options) as backend:
+        with open_backend(options, layout.bits) as backend:
+            _set_luma(backend, LumaScale(layout.bits, source.full_range))
+            plan = plan_run(options, backend, info.width, info.height, 1 if layout.bits <= 8 else 2,
+                            0.0 if layout.gray else 2 / (1 << (layout.log2_chroma_w + layout.log2_chroma_h)))
             sink = AvFileSink(output, timing, options.encode, copy_from=input_path)
             sink.overwrite = options.force
-            frames = FirstSize(source, full_range=info.pix_fmt == "yuvj420p" or info.colour_range == "2")
+            frames = FirstSize(source, full_range=source.full_range)
             announce_total(on_frame, info.frames)
-            pipeline = Pipeline(frames, backend, sink, pipeline_policy(options), post=post_process(options),
+            pipeline = Pipeline(frames, backend, sink, pipeline_policy(options, plan), post=post_process(options),
                                 on_frame=on_frame)
             stats, interrupted_by = run_and_commit(pipeline, sink)
             if interrupted_by is None and info.frames and stats.frames != info.frames:
                 log.warning("wrote %d frames but the container announced %d", stats.frames, info.frames)
             return EnhanceResult(stats, backend.describe(), backend.card.name, output, info.frames,
                                  interrupted=interrupted_by is not None, interrupted_by=interrupted_by,
-                                 decode=source.report, size_changes=frames.changes)
-
-
-def _timing(source: AvFileSource) -> StreamTiming:
-    info, cc = source.info, source.codec_context
-    return StreamTiming(
-        time_base=info.time_base or (1 / info.rate),
-        rate=info.rate,
-        colorspace=_enum(cc.colorspace),
-        color_range=2 if info.pix_fmt == "yuvj420p" else _enum(cc.color_range),
-        color_primaries=_enum(cc.color_primaries),
-        color_trc=_enum(cc.color_trc),
-        rotation=info.rotation,
-    )
+                                 decode=source.report, size_changes=frames.changes, memory=plan)
 
 
 def _output_size(width: int, height: int, options: EnhanceOptions) -> tuple[int, int]:
@@ -175,5 +188,9 @@ def announce_total(on_frame: OnFrame | None, total: int | None) -> None:
         on_frame.total = total
 
 
-def _enum(value: object) -> int | None:
-    return None if value is None else int(value)
+def _set_luma(backend: Backend, luma: LumaScale) -> None:
+    """Tell the backend how to read deeper planes; the GPU engines move uint8 planes only."""
+    if luma.bits > 8 and getattr(backend, "upscales_chroma", False):
+        raise ConfigError(f"the {backend.name} engine handles 8-bit video only and this input is {luma.bits}-bit: "
+                          "use a CPU engine (--engine openvino or onnxruntime)")
+    backend.luma = luma

@@ -15,6 +15,7 @@ from streamsr.enhance import (
     announce_total,
     open_backend,
     pipeline_policy,
+    plan_run,
     post_process,
     run_and_commit,
 )
@@ -42,9 +43,13 @@ def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_f
             sweep_stale(parent)
     try:
         with open_backend(options) as backend:
+            if getattr(backend, "upscales_chroma", False):  # the GPU engines move uint8 planes only
+                source.max_bits = 8
             sink = ImageFolderSink(folder, target, overwrite=options.force)
             announce_total(on_frame, len(source.files))
-            pipeline = Pipeline(source, backend, sink, pipeline_policy(options), post=post_process(options),
+            # sizes vary: queues are bounded in bytes, batches in pixels, large images are tiled
+            plan = plan_run(options, backend, 1, 1, chroma_share=2.0)
+            pipeline = Pipeline(source, backend, sink, pipeline_policy(options, plan), post=post_process(options),
                                 on_frame=on_frame)
             stats, interrupted_by = run_and_commit(pipeline, sink)
     finally:
@@ -54,7 +59,7 @@ def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_f
         raise InputError(source.failures[0][1])
     return EnhanceResult(stats, backend.describe(), backend.card.name, output, len(source.files),
                          interrupted=interrupted_by is not None, interrupted_by=interrupted_by,
-                         failures=source.failures, notes=source.notes)
+                         failures=source.failures, notes=source.notes, memory=plan)
 
 
 def _check_folder_targets(source: ImageSource, folder: Path, force: bool) -> None:

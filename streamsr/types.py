@@ -96,8 +96,9 @@ class ModelCard:
 class Frame:
     """One picture as it moves through the pipeline.
 
-    ``planes`` is ``(Y, Cb, Cr)`` uint8 arrays; the chroma planes may be subsampled
-    (4:2:0 video) or full size (images). ``alpha`` rides along for images that have one.
+    ``planes`` is ``(Y, Cb, Cr)``: uint8 arrays, or uint16 code values when ``bit_depth`` is
+    above 8 (10-bit video); the chroma planes may be subsampled (4:2:0 or 4:2:2 video) or
+    full size (4:4:4 video, images). ``alpha`` rides along for images that have one.
     ``source_planes`` keeps the input planes after inference when ``--compare`` needs them.
     """
 
@@ -111,6 +112,8 @@ class Frame:
     captured_at: float | None = None  # time.monotonic() when decoded, for latency
     chroma_upscaled: bool = False  # a GPU backend already upscaled Cb/Cr with the luma
     colour: Colour | None = None  # matrix and range of the planes (live frames carry it; None: untagged)
+    bit_depth: int = 8  # bits per sample of ``planes``
+    full_range: bool = False  # code values span 0..2**bit_depth-1 (images, JPEG-range video)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -18,11 +18,13 @@ from streamsr.cli import main  # noqa: E402
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny models for x2/x3/x4: ``near_x*`` (content-preserving) and ``tiny_x*`` (random)."""
+    """Tiny models for x2/x3/x4: ``near_x*`` (content-preserving), ``tiny_x*`` (random) and
+    ``exact_x*`` (exactly a nearest-neighbour upscale, for precision checks)."""
     folder = tmp_path_factory.mktemp("engines")
     for scale in (2, 3, 4):
         write_tiny_model(folder, scale=scale)
         write_tiny_model(folder, scale=scale, name="near", nearest=True)
+        write_tiny_model(folder, scale=scale, name="exact", nearest=True, noise=0.0)
     return folder
 
 

@@ -61,11 +61,20 @@ def code_bits(index: int) -> list[int]:
     return [(word >> b) & 1 for b in range(CODE_ROWS * CODE_COLUMNS)]
 
 
-def draw_luma(index: int, width: int, height: int, black: int = 16, white: int = 235) -> np.ndarray:
-    """The Y plane of frame ``index``: the code on top, moving texture below."""
+def draw_luma(index: int, width: int, height: int, black: int = 16, white: int = 235, bits: int = 8) -> np.ndarray:
+    """The Y plane of frame ``index``: the code on top, moving texture below.
+
+    ``bits`` > 8 gives uint16 code values whose texture uses the extra precision (its low bits
+    vary smoothly), with black and white scaled by ``2**(bits - 8)``.
+    """
     yy, xx = np.mgrid[0:height, 0:width]
     texture = 128 + 60 * np.sin((xx + yy + 3 * index) * (2 * np.pi / 17.0))
-    y = texture.astype(np.uint8)
+    if bits > 8:
+        gain = 1 << (bits - 8)
+        y = np.round(texture * gain).astype(np.uint16)
+        black, white = black * gain, white * gain
+    else:
+        y = texture.astype(np.uint8)
     sq = max(4, min(width, height) // 5)
     x0 = (5 * index) % max(1, width - sq)
     y0 = height // 2 + (2 * index) % max(1, height // 2 - sq)
@@ -101,25 +110,48 @@ def read_index(y: np.ndarray, src_size: tuple[int, int], scale: int = 1) -> int:
 
 
 # -- frames --------------------------------------------------------------------------------
+def format_bits(pix_fmt: str) -> int:
+    return av.VideoFormat(pix_fmt).components[0].bits
+
+
+def chroma_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
+    """(width, height) of a chroma plane of ``pix_fmt`` (odd sizes round up)."""
+    fmt = av.VideoFormat(pix_fmt)
+    return fmt.chroma_width(width), fmt.chroma_height(height)
+
+
+def chroma_ramps(pix_fmt: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cb rises left to right, Cr top to bottom (in 8-bit units, scaled to the depth)."""
+    cw, chh = chroma_size(pix_fmt, width, height)
+    gain = 1 << (format_bits(pix_fmt) - 8)
+    ramp_x = np.linspace(90, 170, cw, dtype=np.float32)[None, :] * gain
+    ramp_y = np.linspace(80, 180, chh, dtype=np.float32)[:, None] * gain
+    dtype = np.uint8 if gain == 1 else np.uint16
+    cb = np.broadcast_to(ramp_x + 0 * ramp_y, (chh, cw)).astype(dtype)
+    cr = np.broadcast_to(ramp_y + 0 * ramp_x, (chh, cw)).astype(dtype)
+    return cb, cr
+
+
 def _planes(index: int, width: int, height: int, pix_fmt: str, full_range: bool) -> list[np.ndarray]:
     black, white = (0, 255) if full_range else (16, 235)
-    y = draw_luma(index, width, height, black, white)
-    if pix_fmt in ("yuv444p",):
-        cw, chh = width, height
-    else:  # 4:2:0, odd sizes round up
-        cw, chh = -(-width // 2), -(-height // 2)
-    ramp_x = np.linspace(90, 170, cw, dtype=np.float32)[None, :]
-    ramp_y = np.linspace(80, 180, chh, dtype=np.float32)[:, None]
-    cb = np.broadcast_to(ramp_x + 0 * ramp_y, (chh, cw)).astype(np.uint8)
-    cr = np.broadcast_to(ramp_y + 0 * ramp_x, (chh, cw)).astype(np.uint8)
-    return [y, cb, cr]
+    y = draw_luma(index, width, height, black, white, bits=format_bits(pix_fmt))
+    if pix_fmt.startswith("gray"):
+        return [y]
+    return [y, *chroma_ramps(pix_fmt, width, height)]
+
+
+def _view(plane: av.video.plane.VideoPlane, bits: int) -> np.ndarray:
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    raw = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // np.dtype(dtype).itemsize)
+    return raw[:, : plane.width]
 
 
 def make_frame(index: int, width: int, height: int, pix_fmt: str = "yuv420p", full_range: bool = False) -> av.VideoFrame:
     frame = av.VideoFrame(width, height, pix_fmt)
+    bits = format_bits(pix_fmt)
     for plane, data in zip(frame.planes, _planes(index, width, height, pix_fmt, full_range)):
-        view = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        view[:, : plane.width] = data[: plane.height, : plane.width]
+        view = _view(plane, bits)
+        view[:] = data[: view.shape[0], : view.shape[1]]
     return frame
 
 
@@ -157,9 +189,16 @@ def make_clip(
     subtitles: Sequence[tuple[float, float, str]] = (),
     full_range: bool = False,
     bt709: bool = False,
+    colour: tuple[int, int, int] | None = None,
     rotation: int = 0,
     crf: int = 12,
     faststart: bool = False,
+    interlaced: str | None = None,
+    codec_options: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+    stream_metadata: dict[str, dict[str, str]] | None = None,
+    dispositions: dict[str, str] | None = None,
+    chapters: Sequence[tuple[float, float, str]] = (),
 ) -> Clip:
     """Write a clip whose frame ``i`` shows index ``i``.
 
@@ -168,6 +207,12 @@ def make_clip(
     PyAV cannot encode mov_text, so subtitles are muxed from a .srt file as packets).
     ``full_range`` writes yuvj420p (JPEG range), ``bt709`` tags BT.709 matrix/primaries/transfer.
     ``faststart`` (MP4) puts the index (moov) before the media data, as web encoders do.
+    ``colour`` tags (matrix, primaries, transfer) as AVCOL numbers, e.g. (9, 9, 18) for HLG.
+    ``interlaced`` ("tff" or "bff", libx264) codes each frame as two fields taken half a frame
+    apart, top or bottom first (see :func:`interlaced_luma`), and flags the stream so.
+    ``metadata`` goes on the container, ``stream_metadata`` on the "video"/"audio"/"subtitle" stream,
+    ``dispositions`` sets one flag by name ("default", "forced") on such a stream.
+    ``chapters`` are (start s, end s, title).
     """
     path = Path(path)
     if time_base is None:
@@ -198,11 +243,23 @@ def make_clip(
             cc.colorspace = 1
             cc.color_primaries = 1
             cc.color_trc = 1
+        if colour:
+            cc.colorspace, cc.color_primaries, cc.color_trc = colour
         if codec in ("libx264", "libx265"):
             options = {"crf": str(crf), "preset": "veryfast"}
             if codec == "libx265":
                 options["x265-params"] = "log-level=error"
+            if interlaced:
+                options["flags"] = "+ilme+ildct"
+                options["x264-params"] = f"{interlaced}=1"
+            options.update(codec_options or {})
             cc.options = options
+        if metadata:
+            out.metadata.update(metadata)
+        if chapters:
+            out.set_chapters([{"id": i + 1, "start": int(a * 1000), "end": int(b * 1000),
+                               "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+                              for i, (a, b, t) in enumerate(chapters)])
         if rotation:
             v.set_display_rotation(rotation)
         a = None
@@ -210,10 +267,18 @@ def make_clip(
             a = out.add_stream(audio_codec, rate=48000)
             a.layout = "mono"
         s = out.add_stream_from_template(srt_in.streams[0]) if srt_in is not None else None
+        for kind, stream in (("video", v), ("audio", a), ("subtitle", s)):
+            if stream is not None and stream_metadata and kind in stream_metadata:
+                stream.metadata.update(stream_metadata[kind])
+            if stream is not None and dispositions and kind in dispositions:
+                stream.disposition = av.stream.Disposition[dispositions[kind]]
         out.start_encoding()
 
         for i, p in enumerate(pts):
-            frame = make_frame(i, width, height, "yuv420p" if pix_fmt == "yuvj420p" else pix_fmt, full_range)
+            if interlaced:
+                frame = interlaced_frame(i, width, height, pix_fmt, top_first=interlaced == "tff")
+            else:
+                frame = make_frame(i, width, height, "yuv420p" if pix_fmt == "yuvj420p" else pix_fmt, full_range)
             if pix_fmt == "yuvj420p":
                 frame = _as_format(frame, "yuvj420p")
             frame.pts = p
@@ -236,6 +301,53 @@ def make_clip(
         if srt_in is not None:
             srt_in.close()
     return Clip(path, (width, height), frames, pts, time_base, audio_seconds, [c[2] for c in subtitles])
+
+
+BAR_SPEED = 7  # pixels per field
+
+
+def bar_left(field: int, width: int) -> int:
+    """Where the bar of :func:`interlaced_luma` starts in field number ``field``."""
+    return (BAR_SPEED * field) % max(1, width - max(4, width // 6))
+
+
+def interlaced_luma(index: int, width: int, height: int, top_first: bool = True) -> np.ndarray:
+    """Two fields of a scene with a bar moving fast left to right, sampled half a frame apart:
+    the first field (even rows if ``top_first``, else odd rows) is field number ``2 * index``,
+    the second ``2 * index + 1``. Woven into one frame, the bar's edges comb."""
+    y = np.full((height, width), 40, np.uint8)
+    bar = max(4, width // 6)
+    first, second = (0, 1) if top_first else (1, 0)
+    for parity, t in ((first, 2 * index), (second, 2 * index + 1)):
+        x0 = bar_left(t, width)
+        y[parity::2, x0:x0 + bar] = 220
+    return y
+
+
+def measured_bar_left(y: np.ndarray, scale: int = 1) -> float:
+    """The bar's left edge in a (deinterlaced, upscaled) luma, in source pixels, from mid rows."""
+    rows = np.asarray(y, dtype=np.float32)[y.shape[0] // 3: 2 * y.shape[0] // 3]
+    profile = rows.mean(axis=0)
+    bright = np.nonzero(profile > 130)[0]
+    return float(bright[0]) / scale if bright.size else -1.0
+
+
+def interlaced_frame(index: int, width: int, height: int, pix_fmt: str = "yuv420p",
+                     top_first: bool = True) -> av.VideoFrame:
+    frame = av.VideoFrame(width, height, pix_fmt)
+    frame.planes[0].update(np.ascontiguousarray(
+        np.pad(interlaced_luma(index, width, height, top_first), ((0, 0), (0, frame.planes[0].line_size - width)))))
+    for plane in frame.planes[1:]:
+        np.frombuffer(plane, dtype=np.uint8)[:] = 128
+    return frame
+
+
+def comb_energy(y: np.ndarray) -> float:
+    """How much alternate rows disagree beyond what rows two apart do (0 for progressive
+    pictures of smooth content, large for woven fields of a moving edge)."""
+    y = np.asarray(y, dtype=np.float32)
+    adjacent = np.abs(y[1:-1] - 0.5 * (y[:-2] + y[2:])).mean()
+    return float(adjacent)
 
 
 def _as_format(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
@@ -293,12 +405,24 @@ class DecodedVideo:
     color_primaries: int
     color_trc: int
     rotation: float
+    interlaced: list[bool] = field(default_factory=list)
+    average_rate: Fraction | None = None
+    codec_tag: str = ""
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
-    plane = frame.planes[0]
-    raw = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-    return raw[:, : plane.width].copy()
+    """The Y plane: uint8, or uint16 code values for deeper formats."""
+    return _view(frame.planes[0], format_bits(frame.format.name)).copy()
+
+
+def chroma_planes(path: Path, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Cb and Cr of frame ``index`` of the first video stream, at their stored size."""
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == index:
+                bits = format_bits(f.format.name)
+                return _view(f.planes[1], bits).copy(), _view(f.planes[2], bits).copy()
+    raise IndexError(index)
 
 
 def decode_video(path: Path) -> DecodedVideo:
@@ -322,6 +446,9 @@ def decode_video(path: Path) -> DecodedVideo:
             color_primaries=int(cc.color_primaries),
             color_trc=int(cc.color_trc),
             rotation=first.rotation,
+            interlaced=[bool(f.interlaced_frame) for f in frames],
+            average_rate=Fraction(s.average_rate) if s.average_rate else None,
+            codec_tag=str(cc.codec_tag or ""),
         )
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from streamsr.backends import create_backend
-from streamsr.tiling import run_tiled, tile_for_budget, tile_spans
+from streamsr.tiling import run_tiled, tile_for_budget, tile_grid, tile_spans
 from tiny_model import write_tiny_model
 
 TINY_RADIUS = 3  # conv 5x5 then conv 3x3
@@ -27,7 +27,10 @@ def test_spans_partition_the_axis():
     spans = tile_spans(100, 32, 5)
     kept = [i for _, _, k0, k1 in spans for i in range(k0, k1)]
     assert kept == list(range(100))
-    assert all(r0 == max(k0 - 5, 0) and r1 == min(k1 + 5, 100) for r0, r1, k0, k1 in spans)
+    # at least the overlap of context on each side that has it, every read the same length
+    assert all(r0 <= max(k0 - 5, 0) and r1 >= min(k1 + 5, 100) for r0, r1, k0, k1 in spans)
+    assert {r1 - r0 for r0, r1, _, _ in spans} == {42}
+    assert {r1 - r0 for r0, r1, _, _ in tile_spans(30, 32, 5)} == {30}
 
 
 def test_tiled_equals_untiled_with_enough_overlap(backend):
@@ -61,3 +64,25 @@ def test_backend_tiles_when_over_its_pixel_budget(backend, monkeypatch):
 def test_budget_too_small_is_an_error():
     with pytest.raises(ValueError):
         tile_for_budget(30 * 30, 24)
+
+
+@pytest.mark.parametrize("h, w, budget", [(1080, 1920, 2_040_000), (1080, 1920, 600_000), (3000, 4000, 1_000_000),
+                                           (150, 170, 6400), (61, 4000, 20_000)])
+def test_tile_grid_fits_the_budget_and_reads_little(h, w, budget):
+    tile_h, tile_w = tile_grid(h, w, budget, 24)
+    rows, cols = tile_spans(h, tile_h, 24), tile_spans(w, tile_w, 24)
+    reads = [(r1 - r0) * (c1 - c0) for r0, r1, *_ in rows for c0, c1, *_ in cols]
+    assert max(reads) <= budget
+    assert len({(r1 - r0, c1 - c0) for r0, r1, *_ in rows for c0, c1, *_ in cols}) == 1  # one shape
+    if budget >= 2_000_000:
+        assert sum(reads) <= 1.1 * h * w  # two halves, not squares
+
+
+def test_backend_tiles_with_one_shape(backend, monkeypatch):
+    batch = _frame(150, 170)
+    shapes = set()
+    real = backend._run_whole
+    monkeypatch.setattr(backend, "_run_whole", lambda b: shapes.add(b.shape) or real(b))
+    monkeypatch.setattr(backend, "max_pixels", 60 * 60)
+    backend.run(batch)
+    assert len(shapes) == 1

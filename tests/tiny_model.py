@@ -10,7 +10,8 @@ from streamsr.types import ModelCard
 
 
 def write_tiny_model(
-    folder: Path, scale: int = 2, features: int = 8, seed: int = 0, name: str = "tiny", nearest: bool = False
+    folder: Path, scale: int = 2, features: int = 8, seed: int = 0, name: str = "tiny", nearest: bool = False,
+    noise: float = 0.1,
 ) -> ModelCard:
     """``folder/<name>_x<scale>.onnx`` and its card: conv5x5 -> relu -> conv3x3 -> depth-to-space.
 
@@ -20,7 +21,8 @@ def write_tiny_model(
     ``nearest=True`` makes a content-preserving model: feature 0 passes the input through and
     is copied to every sub-pixel (a nearest-neighbour upscale), plus a small random term from
     the other features (a few grey levels), so pictures, and the index codes drawn into test
-    clips, can be recognised in the output.
+    clips, can be recognised in the output. ``noise=0`` drops the random term: the output is
+    then exactly the nearest-neighbour upscale of the input (float in, float out).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -34,7 +36,7 @@ def write_tiny_model(
         w1[0] = 0.0
         w1[0, 0, 2, 2] = 1.0
         b1[0] = 0.0
-        w2 *= 0.1
+        w2 *= noise
         w2[:, 0] = 0.0
         w2[:, 0, 1, 1] = 1.0
         b2[:] = 0.0

@@ -4,12 +4,14 @@ On an NVIDIA GPU: tensorrt > cuda (torch). On the CPU: openvino > onnxruntime > 
 the 2-core AMD EPYC (AVX-512) development machine ESPCN x2 at 768x576 ran at 18.2, 16.6
 and 5.2 FPS respectively in fp32 (BENCHMARKS.md has the command). The GPU order is the
 usual one (TensorRT fuses and tunes kernels per GPU) and has not been measured here.
-Heavy imports happen inside each backend's module.
+Heavy imports happen inside each backend's module. The GPU engines move uint8 planes only,
+so ``auto`` skips them for deeper (10-bit) input.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 
 from streamsr.backends.base import Backend
 from streamsr.backends.precision import auto_precision
@@ -28,6 +30,8 @@ AUTO_ORDER = ("tensorrt", "cuda", "openvino", "onnxruntime", "torch")
 ENGINE_CHOICES = ("auto", *_BACKENDS)
 _NEEDS_CUDA = {"cuda", "tensorrt"}
 _NEEDS_TORCH_WEIGHTS = {"torch", "cuda"}
+_EIGHT_BIT_ONLY = {"cuda", "tensorrt"}
+log = logging.getLogger(__name__)
 
 
 def cuda_visible() -> bool:
@@ -57,9 +61,14 @@ def choose_auto(installed: list[str], card: ModelCard) -> str:
     raise ConfigError("no inference engine is installed (pip install onnxruntime)")
 
 
-def create_backend(engine: str, card: ModelCard, *, threads: int | None = None, precision: str = "fp32") -> Backend:
+def create_backend(engine: str, card: ModelCard, *, threads: int | None = None, precision: str = "fp32",
+                   bit_depth: int = 8) -> Backend:
     if engine == "auto":
-        engine = choose_auto(installed_backends(), card)
+        installed = installed_backends()
+        if bit_depth > 8 and any(name in _EIGHT_BIT_ONLY for name in installed):
+            log.info("%d-bit input: the GPU engines take 8-bit planes only, choosing among the CPU ones", bit_depth)
+            installed = [name for name in installed if name not in _EIGHT_BIT_ONLY]
+        engine = choose_auto(installed, card)
     if engine not in _BACKENDS:
         raise ConfigError(f"unknown engine {engine!r} (choose from {', '.join(ENGINE_CHOICES)})")
     module_name, class_name, _ = _BACKENDS[engine]

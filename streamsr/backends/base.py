@@ -1,4 +1,9 @@
-"""The Backend contract: uint8 planes in, uint8 planes out. A backend computes; it decides no policy."""
+"""The Backend contract: planes in, planes of the same type out. A backend computes; it decides no policy.
+
+Planes are uint8, or uint16 code values for deeper video; ``Backend.luma`` (a
+colour.LumaScale, set by the caller like ``max_pixels``) says how codes map to the models'
+[0, 1] floats. The default is 8-bit, the ``Y / 255`` of every 8-bit path.
+"""
 from __future__ import annotations
 
 import os
@@ -6,7 +11,8 @@ from abc import ABC
 
 import numpy as np
 
-from streamsr.tiling import run_tiled, tile_for_budget
+from streamsr.colour import LumaScale, luma_to_unit, unit_to_luma
+from streamsr.tiling import run_tiled, tile_grid
 from streamsr.types import ModelCard
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # auto: streamsr.backends.precision
@@ -19,25 +25,28 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def to_network_input(batch: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W) or (N, H, W, C) -> float32 NCHW in [0, 1]."""
-    x = batch.astype(np.float32)
-    x *= 1.0 / 255.0
+def to_network_input(batch: np.ndarray, luma: LumaScale | None = None) -> np.ndarray:
+    """uint8/uint16 (N, H, W) or (N, H, W, C) -> float32 NCHW in [0, 1] (8-bit by default)."""
+    luma = luma or LumaScale()
+    if batch.dtype != luma.dtype:
+        raise TypeError(f"{batch.dtype} planes for {luma.bits}-bit luma")
+    x = luma_to_unit(batch, luma)
     if x.ndim == 3:
         return x[:, None]
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def to_uint8(y: np.ndarray, colour_channels: int) -> np.ndarray:
-    """float NCHW in [0, 1] -> uint8 (N, H, W) or (N, H, W, C), rounded and clamped."""
-    y = np.asarray(y, dtype=np.float32)
-    y = y * 255.0
-    y += 0.5
-    np.clip(y, 0.0, 255.0, out=y)
-    out = y.astype(np.uint8)
+def from_network_output(y: np.ndarray, colour_channels: int, luma: LumaScale | None = None) -> np.ndarray:
+    """float NCHW in [0, 1] -> code values (N, H, W) or (N, H, W, C), rounded and clamped."""
+    out = unit_to_luma(y, luma or LumaScale())
     if colour_channels == 1:
         return out[:, 0]
     return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+def to_uint8(y: np.ndarray, colour_channels: int) -> np.ndarray:
+    """float NCHW in [0, 1] -> uint8 (N, H, W) or (N, H, W, C), rounded and clamped."""
+    return from_network_output(y, colour_channels)
 
 
 class Done:
@@ -66,9 +75,10 @@ class Backend(ABC):
         self.threads = threads or default_threads()
         self.precision = precision
         self.max_pixels: int | None = None  # per call; larger batches are tiled (memory ceiling)
+        self.luma = LumaScale()  # how plane code values map to [0, 1]; set by the caller
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W[, C]) -> uint8 (N, sH, sW[, C]), tiled when over ``max_pixels``."""
+        """(N, H, W[, C]) planes -> (N, sH, sW[, C]) of the same dtype, tiled when over ``max_pixels``."""
         if self._over_budget(batch):
             return self._run_tiled(batch)
         return self._run_whole(batch)
@@ -84,14 +94,15 @@ class Backend(ABC):
         return self.max_pixels is not None and n * h * w > self.max_pixels
 
     def _run_tiled(self, batch: np.ndarray) -> np.ndarray:
-        tile = tile_for_budget(self.max_pixels // batch.shape[0], TILE_OVERLAP)
+        n, h, w = batch.shape[:3]
+        tile = tile_grid(h, w, self.max_pixels // n, TILE_OVERLAP)
         return run_tiled(self._run_whole, batch, self.card.scale, tile, TILE_OVERLAP)
 
     def _submit_whole(self, batch: np.ndarray) -> Done:
         return Done(self._run_whole(batch))
 
     def _run_whole(self, batch: np.ndarray) -> np.ndarray:
-        return to_uint8(self.infer(to_network_input(batch)), self.card.channels)
+        return from_network_output(self.infer(to_network_input(batch, self.luma)), self.card.channels, self.luma)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """float32 NCHW in [0, 1] -> float32 NCHW, unclamped (backends that work on floats)."""

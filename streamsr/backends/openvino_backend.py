@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamsr.backends.base import Backend, to_network_input, to_uint8
+from streamsr.backends.base import Backend, from_network_output, to_network_input
+from streamsr.colour import LumaScale
 from streamsr.errors import BackendUnavailable, ConfigError
+from streamsr.lru import LRUCache
 from streamsr.types import ModelCard
 
 # int8: the card's QDQ int8 ONNX file, whose quantised ops OpenVINO runs in int8 itself.
@@ -22,18 +24,22 @@ def cpu_supports(precision: str) -> bool:
 
 
 MAX_STREAMS = 4
+# Compiled models kept per input shape (each holds its own activation buffers); a folder of
+# images of many sizes evicts the least recently used instead of growing without bound.
+SHAPE_CACHE = 4
 
 
 class _Pending:
     """An asynchronous request in flight; ``result()`` waits and quantises its output."""
 
-    def __init__(self, request, channels: int) -> None:
+    def __init__(self, request, channels: int, luma: LumaScale) -> None:
         self.request = request
         self.channels = channels
+        self.luma = luma
 
     def result(self) -> np.ndarray:
         self.request.wait()
-        return to_uint8(self.request.get_output_tensor(0).data, self.channels)
+        return from_network_output(self.request.get_output_tensor(0).data, self.channels, self.luma)
 
 
 class OpenVinoBackend(Backend):
@@ -60,8 +66,8 @@ class OpenVinoBackend(Backend):
         self._core = ov.Core()
         self._model = self._core.read_model(str(card.file(card.onnx_int8 if precision == "int8" else card.onnx)))
         self.in_flight = max(1, min(self.threads, MAX_STREAMS))
-        self._rings: dict[tuple[int, ...], list[object]] = {}
-        self._sync: dict[tuple[int, ...], object] = {}
+        self._rings: LRUCache[tuple[int, ...], list[object]] = LRUCache(SHAPE_CACHE, on_evict=_wait_all)
+        self._sync: LRUCache[tuple[int, ...], object] = LRUCache(SHAPE_CACHE)
         self._turn = 0
 
     def _compile(self, shape: tuple[int, ...], hint: str, streams: int):
@@ -77,28 +83,25 @@ class OpenVinoBackend(Backend):
 
     def _ring(self, shape: tuple[int, ...]) -> list[object]:
         """Requests of a throughput-compiled model, one per stream, for ``submit``."""
-        ring = self._rings.get(shape)
-        if ring is None:
+        def create() -> list[object]:
             compiled = self._compile(shape, "THROUGHPUT", self.in_flight)
-            ring = self._rings[shape] = [compiled.create_infer_request() for _ in range(self.in_flight)]
-        return ring
+            return [compiled.create_infer_request() for _ in range(self.in_flight)]
+
+        return self._rings.get_or_create(shape, create)
 
     def _sync_request(self, shape: tuple[int, ...]):
         """A latency-compiled request using every thread, for synchronous ``run``."""
-        request = self._sync.get(shape)
-        if request is None:
-            request = self._sync[shape] = self._compile(shape, "LATENCY", 1).create_infer_request()
-        return request
+        return self._sync.get_or_create(shape, lambda: self._compile(shape, "LATENCY", 1).create_infer_request())
 
     def _submit_whole(self, batch: np.ndarray) -> _Pending:
         """Start the next request of the ring; the pipeline collects at most ``in_flight`` at once."""
-        x = to_network_input(batch)
+        x = to_network_input(batch, self.luma)
         ring = self._ring(x.shape)
         request = ring[self._turn % len(ring)]
         self._turn += 1
         request.wait()  # a no-op unless a caller submitted more than in_flight without collecting
         request.start_async({0: x})
-        return _Pending(request, self.card.channels)
+        return _Pending(request, self.card.channels, self.luma)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         request = self._sync_request(x.shape)
@@ -110,7 +113,12 @@ class OpenVinoBackend(Backend):
 
     def close(self) -> None:
         for ring in self._rings.values():
-            for request in ring:
-                request.wait()
+            _wait_all(ring)
         self._rings.clear()
         self._sync.clear()
+
+
+def _wait_all(ring: list[object]) -> None:
+    """Let an evicted ring's requests finish before their buffers go (a pending result reads them)."""
+    for request in ring:
+        request.wait()

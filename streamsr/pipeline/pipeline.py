@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from streamsr.backends.base import Backend, Done
+from streamsr.colour import LumaScale
 from streamsr.errors import PipelineError, StreamSRError
 from streamsr.pipeline.batcher import batches
 from streamsr.pipeline.queues import END, QueuePolicy, StageQueue, Stopped
@@ -40,6 +41,8 @@ class PipelinePolicy:
     queue_size: int = 8
     queue_policy: QueuePolicy = "block"
     keep_source_planes: bool = False  # --compare needs the input beside the output
+    queue_bytes: int | None = None  # frame data each queue may hold (streamsr.memory)
+    max_pixels: int | None = None  # input pixels per batch (one larger frame is tiled by the backend)
 
 
 def submit_batch(backend: Backend, frames: list[Frame]):
@@ -48,6 +51,9 @@ def submit_batch(backend: Backend, frames: list[Frame]):
     ``submit`` is optional: anything with a synchronous ``run`` serves as a backend.
     """
     planes = np.stack([f.planes[0] for f in frames])
+    luma = LumaScale(frames[0].bit_depth, frames[0].full_range)
+    if getattr(backend, "luma", luma).bits != luma.bits:  # a folder may mix 8- and 16-bit images
+        backend.luma = luma
     if getattr(backend, "upscales_chroma", False):  # GPU backends: Y and Cb/Cr in one trip
         chroma = np.stack([np.stack(f.planes[1:]) for f in frames])
         return backend.submit_planes(planes, chroma)
@@ -98,8 +104,8 @@ class Pipeline:
 
     def run(self) -> RunStats:
         p = self.policy
-        decoded = StageQueue(p.queue_size, self._stop, p.queue_policy)
-        inferred = StageQueue(p.queue_size, self._stop, "block")
+        decoded = StageQueue(p.queue_size, self._stop, p.queue_policy, max_bytes=p.queue_bytes)
+        inferred = StageQueue(p.queue_size, self._stop, "block", max_bytes=p.queue_bytes)
         threads = [
             threading.Thread(target=self._guard, args=("decode", self._decode, decoded), name="streamsr-decode"),
             threading.Thread(target=self._guard, args=("infer", self._infer, decoded, inferred), name="streamsr-infer"),
@@ -164,7 +170,7 @@ class Pipeline:
             for frame in results:
                 out.put(frame)
 
-        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s):
+        for batch in batches(inp, self.policy.max_batch, self.policy.max_wait_s, self.policy.max_pixels):
             with clock.timed():
                 in_flight.append((submit_batch(self.backend, batch), batch))
             self._batches += 1

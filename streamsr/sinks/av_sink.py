@@ -3,6 +3,11 @@
 Timestamps pass through untouched (the output stream uses the input's time base), so
 variable frame rate stays variable and audio stays in sync. The file is written under a
 temporary name and renamed by ``close()``; ``abort()`` leaves nothing behind.
+
+The output keeps the frames' bit depth and chroma subsampling (or ``EncodeSettings.pix_fmt``)
+when the encoder can write it, else the nearest layout it can, with one warning naming it.
+Each container's needs (AVI's frame-rate time base, HEVC's ``hvc1`` tag in MP4) come from
+sinks/containers.py; titles, languages and dispositions from sinks/metadata.py.
 """
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ import av
 import numpy as np
 
 from streamsr.errors import OutputError, PipelineError
+from streamsr.pixfmt import PixelLayout, frame_from_planes, frame_layout, layout_of, nearest_supported, pad_planes
 from streamsr.sinks.atomic import commit, discard, temporary_path
+from streamsr.sinks.containers import container_for
+from streamsr.sinks.metadata import copy_container_metadata, copy_stream_metadata
 from streamsr.types import Frame
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,7 @@ class EncodeSettings:
     codec: str = "h264"  # h264 | hevc
     preset: str = "veryfast"
     crf: int = 18
+    pix_fmt: str | None = None  # None: the input's layout, or the nearest the encoder supports
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class StreamTiming:
     color_primaries: int | None = None
     color_trc: int | None = None
     rotation: int = 0
+    layout: PixelLayout | None = None  # the input's layout (None: that of the frames written)
 
 
 def fill_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> av.VideoFrame:
@@ -77,6 +87,23 @@ class AvFileSink:
         self.path = Path(path)
         self.timing = timing
         self.settings = settings or EncodeSettings()
+        if self.settings.codec not in ENCODERS:
+            raise OutputError(f"unknown codec {self.settings.codec!r} (choose from {', '.join(ENCODERS)})")
+        self._profile = container_for(self.path, self.settings.codec)
+        if self.settings.pix_fmt:
+            try:
+                asked = layout_of(self.settings.pix_fmt)
+            except ValueError:
+                asked = None
+            if asked is None:
+                raise OutputError(f"--pix-fmt {self.settings.pix_fmt} is not a planar YUV or gray pixel format "
+                                  "(for example yuv420p, yuv422p10le, gray)")
+        if self._profile.frame_time_base and not timing.rate:
+            raise OutputError(f"{self.path.name}: AVI needs a frame rate and the input has none")
+        # AVI counts frames: one tick per frame; every other container keeps the input's time base
+        self._time_base = 1 / timing.rate if self._profile.frame_time_base else timing.time_base
+        self._in_layout = self._target = PixelLayout()
+        self._multiple = (2, 2)
         self.copy_from = Path(copy_from) if copy_from else None
         self.frames = 0
         self.overwrite = True  # False: an output that appears during the run is not replaced
@@ -93,8 +120,6 @@ class AvFileSink:
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self, width: int, height: int) -> None:
-        if self.settings.codec not in ENCODERS:
-            raise OutputError(f"unknown codec {self.settings.codec!r} (choose from {', '.join(ENCODERS)})")
         self._temp = temporary_path(self.path)
         try:
             self._out = av.open(str(self._temp), mode="w")
@@ -104,18 +129,17 @@ class AvFileSink:
         t = self.timing
         stream = self._out.add_stream(ENCODERS[self.settings.codec], rate=t.rate)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = t.time_base
+        stream.pix_fmt = self._target.name
+        stream.time_base = self._time_base
         cc = stream.codec_context
-        cc.time_base = t.time_base
+        cc.time_base = self._time_base
         for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
             value = getattr(t, attr)
             if value is not None:
                 setattr(cc, attr, value)
-        options = {"preset": self.settings.preset, "crf": str(self.settings.crf)}
-        if self.settings.codec == "hevc":
-            options["x265-params"] = "log-level=error"
-        cc.options = options
+        cc.options = self._encoder_options()
+        if self.settings.codec == "hevc" and self._profile.hevc_tag:
+            cc.codec_tag = self._profile.hevc_tag
         if t.rotation:
             stream.set_display_rotation(t.rotation)
         self._video = stream
@@ -125,10 +149,39 @@ class AvFileSink:
         except av.error.FFmpegError as e:
             raise OutputError(f"{self.path.suffix or 'this'} container cannot hold these streams: {e}") from None
 
+    def _encoder_options(self) -> dict[str, str]:
+        options = {"preset": self.settings.preset, "crf": str(self.settings.crf)}
+        x265 = ["log-level=error"]
+        if not self._profile.b_frames:  # frames stored in presentation order (AVI)
+            options["bf"] = "0"
+            x265.append("bframes=0")
+        if self.settings.codec == "hevc":
+            options["x265-params"] = ":".join(x265)
+        return options
+
+    def _choose_layout(self, frame: Frame) -> None:
+        """The planes' layout, and the nearest one the encoder writes to what was asked for."""
+        self._in_layout = frame_layout(frame.planes, frame.bit_depth)
+        if self.settings.pix_fmt:
+            want = layout_of(self.settings.pix_fmt)
+        else:
+            want = self.timing.layout or self._in_layout
+        encoder = ENCODERS[self.settings.codec]
+        supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats or []]
+        self._target = nearest_supported(want, supported)
+        if self._target != want:
+            log.warning("%s cannot encode %s; writing %s, the nearest it supports",
+                        encoder, want.describe(), self._target.describe())
+        mults = [layout.size_multiple() for layout in (self._in_layout, self._target)]
+        self._multiple = max(m[0] for m in mults), max(m[1] for m in mults)
+
     def _add_copied_streams(self) -> None:
         if self.copy_from is None:
             return
         self._copy_in = av.open(str(self.copy_from))
+        copy_container_metadata(self._copy_in, self._out)
+        if self._copy_in.streams.video:
+            copy_stream_metadata(self._copy_in.streams.video[0], self._video)
         streams = [s for s in self._copy_in.streams if s.type in ("audio", "subtitle")]
         for s in streams:
             try:
@@ -138,29 +191,50 @@ class AvFileSink:
                     f"cannot copy the {s.type} stream ({s.codec_context.name}) into {self.path.suffix}: {e}; "
                     "try a .mkv output"
                 ) from None
+            copy_stream_metadata(s, self._copy_map[s.index])
         if streams:
             self._copy_packets = self._copy_in.demux(*streams)
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
-        planes = pad_to_even(frame.planes)
-        size = planes[0].shape[1], planes[0].shape[0]
         if self._out is None:
+            self._choose_layout(frame)
+            planes = pad_planes(frame.planes, self._in_layout, self._multiple)
+            size = planes[0].shape[1], planes[0].shape[0]
             if size != frame.size:
-                log.warning("output %dx%d is odd; 4:2:0 video needs even sizes, padded to %dx%d",
-                            *frame.size, *size)
+                log.warning("output %dx%d does not fit %s video, which needs sizes in multiples of %dx%d: "
+                            "padded to %dx%d", *frame.size, self._target.chroma_label, *self._multiple, *size)
             self._open(*size)
             self._size = size
-        elif size != self._size:
-            raise PipelineError(f"frame size changed mid-stream from {self._size} to {size}")
-        out_frame = fill_frame(planes)
-        out_frame.pts = frame.pts
-        out_frame.time_base = self.timing.time_base
+        else:
+            planes = pad_planes(frame.planes, self._in_layout, self._multiple)
+            size = planes[0].shape[1], planes[0].shape[0]
+            if size != self._size:
+                raise PipelineError(f"frame size changed mid-stream from {self._size} to {size}")
+        out_frame = self._av_frame(planes)
+        out_frame.pts = self._pts(frame.pts)
+        out_frame.time_base = self._time_base
         if frame.pts is not None:
             end = float(frame.pts * self.timing.time_base) + (1 / float(self.timing.rate) if self.timing.rate else 0.0)
             self._video_end = end if self._video_end is None else max(self._video_end, end)
         self._mux_video(self._video.encode(out_frame))
         self.frames += 1
+
+    def _av_frame(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> av.VideoFrame:
+        """A frame in the encoder's layout: filled in the planes' own layout, then converted
+        (depth and chroma only; matrix and range stay) if the encoder needs another one."""
+        if self._target.gray and self._target.bits == self._in_layout.bits:
+            return frame_from_planes(planes, self._target)
+        frame = frame_from_planes(planes, self._in_layout)
+        if self._in_layout != self._target:
+            frame = frame.reformat(format=self._target.name)
+        return frame
+
+    def _pts(self, pts: int | None) -> int | None:
+        """The input pts in the output time base: the same number, except for AVI's frame ticks."""
+        if pts is None or self._time_base == self.timing.time_base:
+            return pts
+        return round(pts * self.timing.time_base / self._time_base)
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
         for packet in packets:

@@ -1,4 +1,9 @@
-"""Video files through PyAV: decode to Y/Cb/Cr planes with exact timestamps."""
+"""Video files through PyAV: decode to Y/Cb/Cr planes with exact timestamps.
+
+Planes keep the input's bit depth and chroma subsampling (pixfmt.working_layout): 10-bit
+4:2:2 comes out as uint16 planes with half-width chroma. Interlaced input is deinterlaced
+first (sources/deinterlace.py) unless ``deinterlace="off"``.
+"""
 from __future__ import annotations
 
 import logging
@@ -12,7 +17,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamsr.errors import InputError
+from streamsr.colour import RGB_SOURCE_COLORSPACE, RGB_SOURCE_RANGE
+from streamsr.errors import ConfigError, InputError
+from streamsr.pixfmt import PixelLayout, is_full_range_format, layout_of, read_planes, working_layout
+from streamsr.sources.deinterlace import DEINTERLACE_MODES, Deinterlacer, DeinterlaceMode, is_interlaced
 from streamsr.sources.integrity import DecodeErrorPolicy, DecodeReport, DecodeWatch
 from streamsr.sources.mkv_index import keyframe_times
 from streamsr.sources.structure import shortfall
@@ -78,9 +86,17 @@ class AvFileSource:
     A truncated input raises InputError (up front when its structure shows it, else at its
     end). Frames the decoder cannot give back intact are counted in ``report`` after the
     last frame; with ``on_decode_error="fail"`` the first one raises InputError instead.
+
+    ``layout`` forces the planes' layout (default: the input's own, see ``self.layout``);
+    ``deinterlace``: ``auto`` deinterlaces flagged interlaced input one frame per frame,
+    ``frame``/``field`` deinterlace whatever the flags say (one frame per frame / per field),
+    ``off`` never does.
     """
 
-    def __init__(self, path: str | Path, on_decode_error: DecodeErrorPolicy = "warn") -> None:
+    def __init__(self, path: str | Path, on_decode_error: DecodeErrorPolicy = "warn",
+                 layout: PixelLayout | None = None, deinterlace: DeinterlaceMode = "auto") -> None:
+        if deinterlace not in DEINTERLACE_MODES:
+            raise ConfigError(f"unknown deinterlace mode {deinterlace!r} (choose from {', '.join(DEINTERLACE_MODES)})")
         self.path = Path(path)
         self.on_decode_error = on_decode_error
         self.report: DecodeReport | None = None  # set when the last frame has been decoded
@@ -105,24 +121,67 @@ class AvFileSource:
         except InputError:
             self.close()
             raise
+        first = self._first_frame
+        self.rgb_source = layout_of(first.format) is None
+        self.layout = layout or working_layout(first.format)
+        # full range: the JPEG formats (yuvj420p) or a stream that says so; RGB is converted to limited
+        self.full_range = not self.rgb_source and (
+            is_full_range_format(first.format.name) or _int(first.color_range) == 2)
+        self.deinterlacer = self._make_deinterlacer(deinterlace)
         self.info = self._make_info()
+
+    def _make_deinterlacer(self, mode: DeinterlaceMode) -> Deinterlacer | None:
+        if mode == "off":
+            return None
+        interlaced = is_interlaced(self._stream, self._first_frame)
+        if mode == "auto" and not interlaced:
+            return None
+        per_field = mode == "field"
+        only_flagged = mode == "auto" and bool(self._first_frame.interlaced_frame)
+        try:
+            d = Deinterlacer(self._stream, self._first_frame, per_field=per_field, only_flagged=only_flagged)
+        except (av.error.FFmpegError, ValueError) as e:
+            self.close()
+            raise InputError(f"{self.path}: cannot deinterlace this video: {e}") from None
+        rate = "one frame per field (twice the frame rate)" if per_field else "one frame per frame"
+        what = f"interlaced ({d.description})" if interlaced else "not flagged interlaced"
+        log.warning("%s is %s: deinterlacing with bwdif, %s%s", self.path.name, what, rate,
+                    "" if per_field else "; --deinterlace field gives one per field")
+        return d
 
     def _make_info(self) -> VideoInfo:
         s = self._stream
         cc = s.codec_context
         rate = s.average_rate or s.guessed_rate or s.base_rate
+        rate = Fraction(rate) if rate else None
+        time_base = Fraction(s.time_base) if s.time_base else None
+        frames = s.frames or None
+        if self.deinterlacer is not None and self.deinterlacer.per_field:
+            rate = rate * 2 if rate else None
+            time_base = self.deinterlacer.time_base
+            frames = frames * 2 if frames else None
         return VideoInfo(
             width=self._first_frame.width,
             height=self._first_frame.height,
-            rate=Fraction(rate) if rate else None,
-            time_base=Fraction(s.time_base) if s.time_base else None,
-            frames=s.frames or None,
+            rate=rate,
+            time_base=time_base,
+            frames=frames,
             is_live=False,
             pix_fmt=self._first_frame.format.name,
             colour_matrix=str(int(cc.colorspace)) if cc.colorspace is not None else None,
             colour_range=str(int(cc.color_range)) if cc.color_range is not None else None,
             rotation=int(round(self._first_frame.rotation or 0)),
         )
+
+    @property
+    def first_frame(self) -> av.VideoFrame:
+        """The first decoded frame (before deinterlacing): its format and colour tags."""
+        return self._first_frame
+
+    @property
+    def per_field(self) -> bool:
+        """Deinterlacing one frame per field (twice the input's rate)."""
+        return self.deinterlacer is not None and self.deinterlacer.per_field
 
     @property
     def codec_context(self) -> av.codec.context.CodecContext:
@@ -159,23 +218,47 @@ class AvFileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         tb = Fraction(self._stream.time_base) if self._stream.time_base else None
-        rate = self.info.rate
-        frame_tb = tb if tb is not None else (1 / rate if rate else Fraction(1, 25))
+        rate = Fraction(self._stream.average_rate or self._stream.guessed_rate or 25)
+        frame_tb = tb if tb is not None else 1 / rate
+        out_tb = self.deinterlacer.time_base if self.deinterlacer is not None else frame_tb
         pending = [self._first] if self._first is not None else []
         self._first = None
         index = 0
-        for frame in _chain(pending, self._frames):
+        for decoded, frame in enumerate(self._progressive(_chain(pending, self._frames), rate, frame_tb)):
             pts = frame.pts
             if pts is None:  # containers without timestamps: derive them from the rate
-                pts = int(index / (rate or 25) / frame_tb)
+                pts = int(index / (self.info.rate or 25) / out_tb)
             yield Frame(
                 index=index,
-                planes=frame_planes(frame),
+                planes=self._planes(frame),
                 pts=pts,
-                time_base=frame_tb,
+                time_base=out_tb,
                 captured_at=time.monotonic(),
+                bit_depth=self.layout.bits,
+                full_range=self.full_range,
             )
             index += 1
+
+    def _progressive(self, frames: Iterator[av.VideoFrame], rate: Fraction, tb: Fraction) -> Iterator[av.VideoFrame]:
+        """Decoded frames, through the deinterlacer when there is one."""
+        if self.deinterlacer is None:
+            yield from frames
+            return
+        for i, frame in enumerate(frames):
+            if frame.pts is None:  # the filter needs timestamps to time the fields
+                frame.pts = int(i / rate / tb)
+            yield from self.deinterlacer.push(frame)
+        yield from self.deinterlacer.flush()
+
+    def _planes(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frame's planes in ``self.layout`` (reformatted only when the memory layout differs)."""
+        if frame.format.name not in (self.layout.name, self.layout.name.replace("yuv", "yuvj", 1)):
+            if self.rgb_source:
+                frame = frame.reformat(format=self.layout.name, dst_colorspace=RGB_SOURCE_COLORSPACE,
+                                       dst_color_range=RGB_SOURCE_RANGE)
+            else:
+                frame = frame.reformat(format=self.layout.name)
+        return read_planes(frame, self.layout)
 
     def close(self) -> None:
         self._container.close()
@@ -190,6 +273,10 @@ class AvFileSource:
 def _chain(first: list[av.VideoFrame], rest: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
     yield from first
     yield from rest
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(value)
 
 
 def _reason(e: av.error.FFmpegError) -> str:

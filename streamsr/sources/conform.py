@@ -47,7 +47,8 @@ class FirstSize:
                 current = frame.size
                 self._changed(frame, shapes)
             if [p.shape for p in frame.planes] != shapes:
-                frame = replace(frame, planes=fit_planes(frame.planes, shapes, self.full_range))
+                full_range = frame.full_range or self.full_range
+                frame = replace(frame, planes=fit_planes(frame.planes, shapes, full_range, frame.bit_depth))
                 self.fitted += 1
             yield frame
 
@@ -59,7 +60,7 @@ class FirstSize:
                         "aspect ratio kept, on black", frame.index, first, *frame.size, first)
 
 
-def fit_planes(planes: tuple[np.ndarray, ...], shapes: list[tuple[int, ...]], full_range: bool) -> tuple:
+def fit_planes(planes: tuple[np.ndarray, ...], shapes: list[tuple[int, ...]], full_range: bool, bits: int = 8) -> tuple:
     """Planes scaled to fit inside ``shapes`` (one per plane), aspect kept, centred on black."""
     (h0, w0), (h, w) = shapes[0][:2], planes[0].shape[:2]
     ratio = min(w0 / w, h0 / h)
@@ -68,7 +69,7 @@ def fit_planes(planes: tuple[np.ndarray, ...], shapes: list[tuple[int, ...]], fu
     out = []
     for i, (plane, shape) in enumerate(zip(planes, shapes, strict=True)):
         sy, sx = shape[0] / h0, shape[1] / w0  # this plane's subsampling
-        canvas = np.full(shape, _black(i, full_range, plane.dtype), plane.dtype)
+        canvas = np.full(shape, _black(i, full_range, bits), plane.dtype)
         pw, ph = max(1, round(fw * sx)), max(1, round(fh * sy))
         px, py = min(round(x * sx), shape[1] - pw), min(round(y * sy), shape[0] - ph)
         filter_ = cv2.INTER_AREA if pw < plane.shape[1] else cv2.INTER_CUBIC
@@ -77,7 +78,8 @@ def fit_planes(planes: tuple[np.ndarray, ...], shapes: list[tuple[int, ...]], fu
     return tuple(out)
 
 
-def _black(plane: int, full_range: bool, dtype: np.dtype) -> int:
-    """Black for 8-bit planes (Y limited 16 or full 0; Cb/Cr neutral 128), scaled to wider types."""
+def _black(plane: int, full_range: bool, bits: int) -> int:
+    """Black at ``bits`` per sample: Y limited 16 or full 0, Cb/Cr neutral 128, in 8-bit code values
+    shifted up (10-bit limited black is 64: code values scale by 2^(bits-8), as in BT.2100)."""
     value = (0 if full_range else 16) if plane == 0 else 128
-    return value * ((int(np.iinfo(dtype).max) + 1) // 256)
+    return value << (bits - 8)
