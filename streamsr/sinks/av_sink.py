@@ -83,9 +83,11 @@ class AvFileSink:
         timing: StreamTiming,
         settings: EncodeSettings | None = None,
         copy_from: str | Path | None = None,
+        quiet: bool = False,
     ) -> None:
         self.path = Path(path)
         self.timing = timing
+        self.quiet = quiet  # a probe (sinks/preflight.py): the real sink gives the warnings
         self.settings = settings or EncodeSettings()
         if self.settings.codec not in ENCODERS:
             raise OutputError(f"unknown codec {self.settings.codec!r} (choose from {', '.join(ENCODERS)})")
@@ -169,7 +171,7 @@ class AvFileSink:
         encoder = ENCODERS[self.settings.codec]
         supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats or []]
         self._target = nearest_supported(want, supported)
-        if self._target != want:
+        if self._target != want and not self.quiet:
             log.warning("%s cannot encode %s; writing %s, the nearest it supports",
                         encoder, want.describe(), self._target.describe())
         mults = [layout.size_multiple() for layout in (self._in_layout, self._target)]

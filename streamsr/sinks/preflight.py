@@ -46,7 +46,7 @@ def check_video_output(output: Path, size: tuple[int, int], timing: StreamTiming
         raise OutputError("writing video to a pipe (-o -) is not supported: give an output file name")
     with tempfile.TemporaryDirectory(prefix="streamsr-check-") as scratch:
         probe = Path(scratch) / f"probe{output.suffix}"
-        sink = AvFileSink(probe, timing, settings, copy_from=copy_from)
+        sink = AvFileSink(probe, timing, settings, copy_from=copy_from, quiet=True)
         try:
             sink.write(_black_frame(size, timing.time_base))
         except (OutputError, ValueError, av.error.FFmpegError) as e:
