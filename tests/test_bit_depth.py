@@ -39,11 +39,16 @@ def test_ten_bit_limited_range_maps_like_eight_bit():
     assert np.allclose(x[:2], eight)
 
 
-def test_full_range_maps_peak_to_one():
-    from streamsr.colour import LumaScale, luma_to_unit
+def test_full_range_maps_onto_the_models_limited_range_unit():
+    """Full-range black and white reach the model where limited-range ones do (16/255, 235/255):
+    the levels it was trained on, so a JPEG-range camera and an image look like any other input."""
+    from streamsr.colour import LumaScale, luma_to_unit, unit_to_luma
 
-    x = luma_to_unit(np.array([0, 1023], np.uint16), LumaScale(bits=10, full_range=True))
-    assert np.allclose(x, [0.0, 1.0])
+    for bits, peak in ((8, 255), (10, 1023), (16, 65535)):
+        full = LumaScale(bits=bits, full_range=True)
+        x = luma_to_unit(np.array([0, peak], np.uint16 if bits > 8 else np.uint8), full)
+        assert np.allclose(x, [16 / 255, 235 / 255]), bits
+        assert list(unit_to_luma(x, full)) == [0, peak]
 
 
 @pytest.mark.parametrize("bits, full", [(8, False), (10, False), (10, True), (12, False), (16, True)])
