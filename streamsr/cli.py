@@ -10,12 +10,13 @@ from pathlib import Path
 from streamsr import __version__
 from streamsr.backends import ENGINE_CHOICES
 from streamsr.backends.base import PRECISIONS
-from streamsr.enhance import SCALES, EnhanceOptions, EnhanceResult, enhance
+from streamsr.api import enhance_video
+from streamsr.enhance import SCALES, EnhanceResult
 from streamsr.errors import StreamSRError
 from streamsr.memory import parse_size
 from streamsr.progress import ProgressBar, table
 from streamsr.signals import interrupt_exit_code, interrupt_name, termination_as_interrupt
-from streamsr.sinks.av_sink import ENCODERS, EncodeSettings
+from streamsr.sinks.av_sink import ENCODERS
 from streamsr.sources.deinterlace import DEINTERLACE_MODES
 from streamsr.sources.integrity import DECODE_ERROR_POLICIES
 from streamsr.urls import install_log_masking, mask_text
@@ -102,17 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_enhance(args: argparse.Namespace) -> int:
-    options = EnhanceOptions(
-        scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
-        threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
-        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt),
-        force=args.force, on_decode_error=args.on_decode_error,
-        deinterlace=args.deinterlace, memory_budget=args.memory_budget,
-    )
+    """`streamsr enhance`: the API's enhance_video with the command line's options, a progress bar and a summary."""
     progress = ProgressBar(total=None)
     try:
         with termination_as_interrupt():
-            result = enhance(args.input, args.output, options, on_frame=progress)
+            result = enhance_video(
+                args.input, args.output, model=args.model, scale=args.scale, engine=args.engine,
+                precision=args.precision, threads=args.threads, batch=args.batch, codec=args.codec,
+                preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt, compare=args.compare, force=args.force,
+                on_decode_error=args.on_decode_error, deinterlace=args.deinterlace,
+                memory_budget=args.memory_budget, max_pixels=args.max_pixels, progress=progress,
+            )
     except KeyboardInterrupt as e:
         progress.finish()
         print(f"streamsr: interrupted by {interrupt_name(e)}: nothing was written", file=sys.stderr)

@@ -17,7 +17,10 @@ class ProgressBar:
         self._t0 = time.monotonic()
         self._last = 0.0
 
-    def __call__(self, done: int) -> None:
+    def __call__(self, done: int, total: int | None = None) -> None:
+        """Draw ``done`` (of ``total`` when given): an ``on_frame`` and an API ``progress`` callback."""
+        if total is not None:
+            self.total = total
         now = time.monotonic()
         if not self.enabled or (now - self._last < 0.25 and done != self.total):
             return

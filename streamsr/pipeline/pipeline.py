@@ -52,7 +52,7 @@ def submit_batch(backend: Backend, frames: list[Frame]):
     """
     planes = np.stack([f.planes[0] for f in frames])
     luma = LumaScale(frames[0].bit_depth, frames[0].full_range)
-    if getattr(backend, "luma", luma).bits != luma.bits:  # a folder may mix 8- and 16-bit images
+    if getattr(backend, "luma", None) != luma:  # a folder may mix 8- and 16-bit images; images are full range
         backend.luma = luma
     if getattr(backend, "upscales_chroma", False):  # GPU backends: Y and Cb/Cr in one trip
         chroma = np.stack([np.stack(f.planes[1:]) for f in frames])
