@@ -137,6 +137,125 @@ def _truncate_log(path: Path, step: int) -> None:
         writer.writerows(rows)
 
 
+@dataclass
+class RunState:
+    """What a checkpoint holds: the model, its optimiser, the step, the time spent and every RNG."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    rng: np.random.Generator
+    step: int = 0
+    elapsed: float = 0.0
+
+    def save(self, path: Path) -> None:
+        _atomic_save(
+            {
+                "model": self.model.state_dict(),
+                "optim": self.opt.state_dict(),
+                "step": self.step,
+                "elapsed_s": self.elapsed,
+                "numpy_rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+            path,
+        )
+
+    def load(self, path: Path, device: torch.device) -> None:
+        if not path.exists():
+            raise InputError(f"--resume: no checkpoint at {path}")
+        ck = torch.load(path, map_location=device, weights_only=True)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optim"])
+        self.step, self.elapsed = int(ck["step"]), float(ck["elapsed_s"])
+        self.rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        log.info("resumed %s at step %d", path, self.step)
+
+
+def initial_state(cfg: TrainConfig, device: torch.device, resume_from: Path | None) -> RunState:
+    """The model (fresh, from ``init_from``, or from a checkpoint) with its optimiser, seeded."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = make_model(cfg)
+    if cfg.init_from and resume_from is None:
+        init_model(model, resolve_path(cfg.init_from))
+    model = model.to(device)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+    )
+    state = RunState(model, opt, rng)
+    if resume_from is not None:
+        state.load(resume_from, device)
+    return state
+
+
+@dataclass(frozen=True)
+class TrainData:
+    sampler: PatchSampler
+    val_images: list[EvalImage]
+    samples_per_epoch: float
+
+
+def load_data(cfg: TrainConfig) -> TrainData:
+    """Training patches (clean or degraded) and the held-out validation images."""
+    degradation = None
+    if cfg.degradation == "cctv":
+        from train.degrade import CCTVDegradation
+
+        degradation = CCTVDegradation(cfg.cctv)
+    train_files, held_out = split_holdout([resolve_path(d) for d in cfg.data.train_dirs], cfg.data.holdout)
+    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation)
+    val_degrade = LRDegradation.parse(cfg.data.val_lr_degrade)
+    val_images = [im for f in held_out for im in prepare_degraded(read_image(f), cfg.scale, val_degrade, f.name)]
+    if cfg.data.val_dir:
+        val_images += load_dataset(resolve_path(cfg.data.val_dir), cfg.scale, val_degrade)
+    if held_out:
+        log.info("validating on %d held-out images: %s", len(held_out), ", ".join(f.name for f in held_out))
+    samples_per_epoch = sum(p.lr.size for p in sampler.pairs) / cfg.data.patch_size**2
+    return TrainData(sampler, val_images, samples_per_epoch)
+
+
+class CurveLog:
+    """The run's CSV log (the validation curve); a resume drops rows written after the checkpoint."""
+
+    def __init__(self, path: Path, resume: bool, step: int) -> None:
+        append = resume and path.exists()
+        if append:
+            _truncate_log(path, step)  # rows written after the checkpoint will be redone
+        elif path.exists():
+            path.unlink()
+        self._file = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=LOG_FIELDS)
+        if not append:
+            self._writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def train_step(state: RunState, cfg: TrainConfig, data: TrainData, device: torch.device, precision: str) -> float:
+    """One Adam update on a batch of patches; returns the loss."""
+    for g in state.opt.param_groups:
+        g["lr"] = lr_at(cfg, state.step)
+    lr_np, hr_np = data.sampler.sample(cfg.data.batch_size, state.rng)
+    x = torch.from_numpy(lr_np).to(device)
+    y = torch.from_numpy(hr_np).to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        pred = state.model(x)
+    border = cfg.data.loss_border * cfg.scale
+    loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
+    loss = loss_fn(border_crop(pred.float(), border), border_crop(y, border))
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt.step()
+    state.step += 1
+    return float(loss.item())
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -157,127 +276,68 @@ def train(
     device = pick_device(cfg.device)
     precision = pick_precision(cfg.precision, device)
     log.info("device %s, %d threads, precision %s", device, n_threads, precision)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    model = make_model(cfg)
-    if cfg.init_from and not resume:
-        init_model(model, resolve_path(cfg.init_from))
-    model = model.to(device)
-    opt = torch.optim.Adam(
-        model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
-    )
-    step, elapsed = 0, 0.0
-    ckpt_path = out / CKPT_NAME
-    if resume:
-        if not ckpt_path.exists():
-            raise InputError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        step, elapsed = int(ck["step"]), float(ck["elapsed_s"])
-        rng.bit_generator.state = ck["numpy_rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        log.info("resumed %s at step %d", ckpt_path, step)
-
-    degradation = None
-    if cfg.degradation == "cctv":
-        from train.degrade import CCTVDegradation
-
-        degradation = CCTVDegradation(cfg.cctv)
-    train_files, held_out = split_holdout([resolve_path(d) for d in cfg.data.train_dirs], cfg.data.holdout)
-    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation)
-    val_degrade = LRDegradation.parse(cfg.data.val_lr_degrade)
-    val_images = [im for f in held_out for im in prepare_degraded(read_image(f), cfg.scale, val_degrade, f.name)]
-    if cfg.data.val_dir:
-        val_images += load_dataset(resolve_path(cfg.data.val_dir), cfg.scale, val_degrade)
-    if held_out:
-        log.info("validating on %d held-out images: %s", len(held_out), ", ".join(f.name for f in held_out))
-    border = cfg.data.loss_border
-    samples_per_epoch = sum(p.lr.size for p in sampler.pairs) / cfg.data.patch_size**2
-    loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
-
-    log_path = out / LOG_NAME
-    new_log = not (resume and log_path.exists())
-    if not resume and log_path.exists():
-        log_path.unlink()
-    elif not new_log:
-        _truncate_log(log_path, step)  # rows written after the checkpoint will be redone
-    log_file = open(log_path, "a", newline="")
-    writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
-    if new_log:
-        writer.writeheader()
-
-    def checkpoint() -> None:
-        state = {
-            "model": model.state_dict(),
-            "optim": opt.state_dict(),
-            "step": step,
-            "elapsed_s": elapsed,
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        }
-        _atomic_save(state, ckpt_path)
-
+    state = initial_state(cfg, device, out / CKPT_NAME if resume else None)
+    data = load_data(cfg)
+    curve = CurveLog(out / LOG_NAME, resume, state.step)
     end = cfg.schedule.steps if stop_after is None else min(stop_after, cfg.schedule.steps)
-    result = TrainResult(step=step, device=str(device), threads=n_threads, precision=precision)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.schedule.steps, initial=step, desc=cfg.run_name, dynamic_ncols=True)
+    result = TrainResult(step=state.step, device=str(device), threads=n_threads, precision=precision)
+    bar = _progress_bar(cfg, state.step) if progress else None
     window: list[float] = []
     t0 = time.perf_counter()
-    model.train()
+    state.model.train()
     try:
-        while step < end:
-            lr_now = lr_at(cfg, step)
-            for g in opt.param_groups:
-                g["lr"] = lr_now
-            lr_np, hr_np = sampler.sample(cfg.data.batch_size, rng)
-            x = torch.from_numpy(lr_np).to(device)
-            y = torch.from_numpy(hr_np).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                pred = model(x)
-            loss = loss_fn(border_crop(pred.float(), border * cfg.scale), border_crop(y, border * cfg.scale))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            value = float(loss.item())
-            result.losses.append(value)
-            window.append(value)
+        while state.step < end:
+            lr_now = lr_at(cfg, state.step)
+            window.append(train_step(state, cfg, data, device, precision))
+            result.losses.append(window[-1])
             if bar is not None:
                 bar.update(1)
-            last = step == end
-            do_val = bool(val_images) and (step % cfg.val_every == 0 or step == cfg.schedule.steps)
-            if step % cfg.log_every == 0 or do_val or last:
-                row: dict[str, Any] = {
-                    "step": step,
-                    "epoch": f"{step * cfg.data.batch_size / samples_per_epoch:.3f}",
-                    "lr": f"{lr_now:.3e}",
-                    "loss": f"{np.mean(window):.6f}",
-                    "elapsed_s": f"{elapsed + time.perf_counter() - t0:.1f}",
-                }
+            last = state.step == end
+            do_val = bool(data.val_images) and (state.step % cfg.val_every == 0 or state.step == cfg.schedule.steps)
+            if state.step % cfg.log_every == 0 or do_val or last:
+                row = _log_row(state, cfg, data, lr_now, window, state.elapsed + time.perf_counter() - t0)
                 window = []
                 if do_val:
-                    vp, vs = validate(model, val_images, cfg.scale, device)
-                    row.update(val_psnr=f"{vp:.4f}", val_ssim=f"{vs:.5f}")
-                    result.val_psnr = vp
-                    if bar is not None:
-                        bar.set_postfix(loss=row["loss"], val_psnr=row["val_psnr"])
-                    log.info("step %d loss %s val PSNR %.3f", step, row["loss"], vp)
-                writer.writerow(row)
-                log_file.flush()
-            if step % cfg.ckpt_every == 0 or last:
-                elapsed += time.perf_counter() - t0
+                    result.val_psnr = _validate_into(row, state, data, cfg, device, bar)
+                curve.write(row)
+            if state.step % cfg.ckpt_every == 0 or last:
+                state.elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                checkpoint()
+                state.save(out / CKPT_NAME)
     finally:
-        log_file.close()
+        curve.close()
         if bar is not None:
             bar.close()
-    elapsed += time.perf_counter() - t0
-    if step >= cfg.schedule.steps:
-        _atomic_save(model.state_dict(), out / WEIGHTS_NAME)
-    result.step, result.elapsed_s = step, elapsed
+    state.elapsed += time.perf_counter() - t0
+    if state.step >= cfg.schedule.steps:
+        _atomic_save(state.model.state_dict(), out / WEIGHTS_NAME)
+    result.step, result.elapsed_s = state.step, state.elapsed
     return result
+
+
+def _progress_bar(cfg: TrainConfig, step: int):  # -> tqdm
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.schedule.steps, initial=step, desc=cfg.run_name, dynamic_ncols=True)
+
+
+def _log_row(
+    state: RunState, cfg: TrainConfig, data: TrainData, lr_now: float, window: list[float], elapsed: float
+) -> dict[str, Any]:
+    return {
+        "step": state.step,
+        "epoch": f"{state.step * cfg.data.batch_size / data.samples_per_epoch:.3f}",
+        "lr": f"{lr_now:.3e}",
+        "loss": f"{np.mean(window):.6f}",
+        "elapsed_s": f"{elapsed:.1f}",
+    }
+
+
+def _validate_into(row: dict[str, Any], state: RunState, data: TrainData, cfg: TrainConfig,
+                   device: torch.device, bar) -> float:
+    vp, vs = validate(state.model, data.val_images, cfg.scale, device)
+    row.update(val_psnr=f"{vp:.4f}", val_ssim=f"{vs:.5f}")
+    if bar is not None:
+        bar.set_postfix(loss=row["loss"], val_psnr=row["val_psnr"])
+    log.info("step %d loss %s val PSNR %.3f", state.step, row["loss"], vp)
+    return vp
