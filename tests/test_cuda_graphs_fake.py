@@ -2,7 +2,8 @@
 
 Graphs are kept in a least-recently-used cache with a cap, all captured into one memory pool,
 and tiles run eagerly (no graph per tile shape). The model is the shipped ESPCN x2 in fp32 on
-the CPU, so every result can be compared with the torch backend's.
+the CPU, so every result can be compared with the torch backend's. Names new with these tests
+are imported inside the tests, so that each fails on its own against the code before them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import fake_gpu
 from streamsr import zoo
 from streamsr.backends import create_backend
 from streamsr.backends import cuda_backend
-from streamsr.backends.cuda_backend import GraphCache
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,8 +52,10 @@ def _backend(card, **options):
 
 # -- the cache itself ----------------------------------------------------------------------------
 def test_the_least_recently_used_graph_is_evicted_after_the_device_is_done():
+    from streamsr.backends.cuda_backend import GraphCache
+
     log: list[str] = []
-    cache: GraphCache[str, str] = GraphCache(2, before_evict=lambda: log.append("sync"))
+    cache = GraphCache(2, before_evict=lambda: log.append("sync"))
     for key in ("a", "b", "a", "c"):  # "a" used again: "b" is the least recently used
         cache.get(key, lambda k=key: log.append(f"make {k}") or k.upper())
     assert cache.keys() == ["a", "c"] and cache.evictions == 1

@@ -2,7 +2,8 @@
 
 TensorRT cannot be installed here and there is no GPU: tests/fake_gpu.py stands in for both
 (what it models is described there). These tests run on any CPU machine; the same backend on a
-real GPU is tests/test_gpu_engines.py's, skipped without one.
+real GPU is tests/test_gpu_engines.py's, skipped without one. Names new with these tests are
+imported inside the tests, so that each test fails on its own against the code before them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import fake_gpu
 from streamsr.backends import create_backend
 from streamsr.backends.base import TILE_OVERLAP
-from streamsr.backends.engine_cache import DEFAULT_BATCH, ShapeProfile
+from streamsr.backends.engine_cache import ShapeProfile
 from streamsr.errors import StreamSRError
 from streamsr.pipeline.pipeline import Pipeline, PipelinePolicy
 from streamsr.sinks.null import NullSink
@@ -163,11 +164,15 @@ def test_contexts_are_set_up_then_run_on_the_backends_stream(gpu, card):
         assert shape[1] == bind_in[1] == bind_out[1] == run[1]  # one context for the whole batch
         assert shape[2:] == ("lr", (2, 1, 48, 64), True)
         assert (bind_in[2], bind_out[2]) == ("lr", "sr") and bind_in[3] != bind_out[3]
-        assert run[2] == backend._stream.cuda_stream != gpu.cuda.default.cuda_stream
-    # on that stream: wait for the upload, run, then an event the download waits for
+    # one stream of the backend's own, not the legacy default stream (TensorRT syncs on that one)
+    handles = {c[2] for c in calls if c[0] == "execute_async_v3"}
+    assert len(handles) == 1 and gpu.cuda.streams[handles.pop()] is not gpu.cuda.default
+    # on that stream: wait for the upload, run, and the download (another stream) waits for the run
     stream = gpu.cuda.streams[calls[3][2]]
-    kinds = [op.kind for op in stream.ops]
-    assert kinds[:2] == ["wait", "exec"] and stream.ops[0].target.stream is not stream
+    assert [op.kind for op in stream.ops[:2]] == ["wait", "exec"] and stream.ops[0].target.stream is not stream
+    waiting = [other for other in gpu.cuda.streams.values() if other is not stream
+               if any(op.kind == "wait" and op.target.stream is stream and op.target.position >= 2 for op in other.ops)]
+    assert waiting
     backend.close()
 
 
@@ -207,6 +212,7 @@ def test_a_plan_built_ahead_is_the_plan_the_runtime_loads(gpu, card, run_cli):
 
 
 def test_build_engine_and_enhance_default_to_the_same_batch(gpu, card, run_cli):
+    from streamsr.backends.engine_cache import DEFAULT_BATCH
     from streamsr.cli import build_parser
     from streamsr.enhance import EnhanceOptions
 
