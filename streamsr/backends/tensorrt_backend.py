@@ -121,8 +121,8 @@ def ensure_plan(card: ModelCard, profile: ShapeProfile, precision: str) -> Path:
         return plan
     reasons = stale_reasons(folder, card, key)
     if reasons:
-        log.warning("cached TensorRT engine does not fit, rebuilding: %s", " | ".join(reasons))
-    log.warning("building a TensorRT engine for %s (%s, batch %d..%d, %dx%d); this takes a while once",
+        log.warning("no cached TensorRT engine fits: %s", " | ".join(reasons))
+    log.warning("building a TensorRT engine for %s (%s, batch %d..%d, inputs up to %dx%d); this takes a while once",
                 card.name, precision, profile.min[0], profile.max[0], profile.max[2], profile.max[1])
     data = build_plan(onnx_path, profile, precision, card.channels, trt, folder / "timing.cache")
     write_key(plan, key)  # the key first: a plan never exists without the JSON that explains it
@@ -169,8 +169,8 @@ class TensorRTBackend(GpuBackend):
     ``max_pixels``. Frames over the ceiling are tiled with one tile size per stream, so every
     call fits the profile. Batch k+2 reuses batch k's context only after batch k's execution
     has finished, and an engine is replaced (a new frame size) only after every execution on
-    it has finished. Work runs on the backend's own stream: TensorRT synchronises the legacy
-    default stream on each call.
+    it has finished. Work runs on the backend's own stream: given the default stream, TensorRT
+    adds synchronisations of its own.
     """
 
     name = "tensorrt"
