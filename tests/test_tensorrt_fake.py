@@ -246,3 +246,21 @@ def test_bad_max_pixels_for_build_engine_is_one_line(gpu, card, run_cli):
     r = run_cli("build-engine", "--model", card.path, "--width", 640, "--height", 480, "--batch", 4,
                 "--max-pixels", 5000)
     assert r.code == 2 and len(r.err_lines) == 1 and "--max-pixels 5000 is too small" in r.err_lines[0]
+
+
+@pytest.mark.parametrize(("version", "fp16_flag", "half_io", "flag_set"), [
+    ("10.9.0", True, False, True),  # TensorRT 10: the fp32 ONNX with the FP16 builder flag
+    ("11.0.0", False, True, False),  # TensorRT 11: strongly typed, from the fp16 ONNX
+])
+def test_fp16_plans_for_tensorrt_10_and_11(monkeypatch, tmp_path, card, version, fp16_flag, half_io, flag_set):
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("STREAMSR_CACHE", str(tmp_path / "cache"))
+    fakes = fake_gpu.install(monkeypatch, version=version, fp16_flag=fp16_flag)
+    from streamsr.backends.tensorrt_backend import ensure_plan
+
+    profile = ShapeProfile.for_stream(48, 64, 2)
+    plan = ensure_plan(card, profile, "fp16")
+    (build,) = fakes.trt.builds
+    assert (build["half"], build["fp16_flag"], build["flags"]) == (half_io, flag_set, 0)
+    assert build["profile"] == [(1, 1, 48, 64), (2, 1, 48, 64), (2, 1, 48, 64)]
+    assert ensure_plan(card, profile, "fp16") == plan and len(fakes.trt.builds) == 1  # cached
