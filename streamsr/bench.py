@@ -133,6 +133,8 @@ def time_inference(backend, frames: list, batch: int) -> tuple[float, list]:
 def _time_inference(backend, frames: list, batch: int) -> tuple[float, list]:
     ys = [f.planes[0] for f in frames]
     chunks = [np.stack(ys[i : i + batch]) for i in range(0, len(ys), batch)]
+    if hasattr(backend, "expect_batch"):  # as Pipeline.run does
+        backend.expect_batch(batch)
     for chunk in chunks[: backend.in_flight]:  # warm-up: compilation, allocation, every stream
         backend.submit(chunk).result()
     outputs, pending = [], []

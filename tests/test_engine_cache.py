@@ -1,7 +1,7 @@
 """The TensorRT engine cache is written atomically, and built plans stay out of git and the wheel.
 
-TensorRT cannot be installed here: a fake ``tensorrt`` module (and a fake CUDA torch) drive the
-real ``ensure_plan``/``build_plan`` code. A full disk mid-write is real: the writing process runs
+TensorRT cannot be installed here: the fake ``tensorrt`` module and fake CUDA torch of
+tests/fake_gpu.py drive the real ``ensure_plan``/``build_plan`` code, here and in a subprocess. A full disk mid-write is real: the writing process runs
 under a small RLIMIT_FSIZE, so a write stops part-way with EFBIG, as on a full disk."""
 from __future__ import annotations
 
@@ -22,20 +22,11 @@ pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parent.parent
 
 FAKES = '''
-import sys, types
-from unittest import mock
+import fake_gpu
 
 def install_fakes(plan: bytes, timing: bytes):
-    trt = mock.MagicMock(name="tensorrt")
-    trt.__version__ = "10.3.0"
-    builder = trt.Builder.return_value
-    builder.build_serialized_network.return_value = plan
-    builder.create_builder_config.return_value.get_timing_cache.return_value.serialize.return_value = timing
-    sys.modules["tensorrt"] = trt
-    cuda = types.SimpleNamespace(get_device_capability=lambda: (8, 9), get_device_name=lambda: "Fake GPU",
-                                 is_available=lambda: True)
+    fake_gpu.install_for_process(version="10.3.0", plan_bytes=plan, timing_bytes=timing)
     from streamsr.backends import tensorrt_backend
-    tensorrt_backend.require_cuda = lambda: types.SimpleNamespace(cuda=cuda)
     return tensorrt_backend
 '''
 
@@ -109,8 +100,9 @@ def _run_with_full_disk(tmp_path: Path, card: Path, plan_size: int, timing_size:
     import streamsr
 
     here = str(Path(streamsr.__file__).resolve().parent.parent)  # the same streamsr as this test's
+    tests = str(Path(__file__).resolve().parent)  # fake_gpu
     env = {**os.environ, "STREAMSR_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [here, tests, os.environ.get("PYTHONPATH")]))}
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60,
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -1,7 +1,8 @@
 """The GPU engines: everything that can be checked without a GPU, and the GPU checks themselves.
 
 The ``gpu`` tests run only where torch sees a CUDA device; ``tensorrt`` ones only where
-TensorRT is installed too. The development machines and CI have neither.
+TensorRT is installed too. The development machines and CI have neither: there the same
+backends run against fakes (tests/test_tensorrt_fake.py, tests/test_cuda_graphs_fake.py).
 """
 from __future__ import annotations
 
@@ -126,14 +127,36 @@ def test_cuda_matches_onnxruntime_within_fp16_tolerance(tmp_path, graphs):
                       output_names=["sr"], dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}}, dynamo=False)
     card_ = write_tiny_model(tmp_path, scale=2)
     card_ = replace(card_, arch="espcn", arch_kwargs={}, onnx=onnx_path.name, torch_weights=weights.name)
-    batch = np.random.default_rng(0).integers(0, 256, (4, 72, 96), dtype=np.uint8)
+    batches = [np.random.default_rng(k).integers(0, 256, (4, 72, 96), dtype=np.uint8) for k in range(3)]
     with create_backend("onnxruntime", card_) as ref_backend:
-        ref = ref_backend.run(batch).astype(int)
+        refs = [ref_backend.run(batch).astype(int) for batch in batches]
     with CudaBackend(card_, precision="fp16", cuda_graphs=graphs) as gpu:
-        pending = [gpu.submit(batch) for _ in range(3)]  # several in flight, same answer
+        pending = [gpu.submit(batch) for batch in batches]  # different inputs, more than in_flight
         outs = [p.result().astype(int) for p in pending]
-    for out in outs:
+    for out, ref in zip(outs, refs):  # each batch's own answer, not a later batch's
         assert np.abs(out - ref).max() <= 2 and np.abs(out - ref).mean() < 0.5
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@needs_gpu
+@pytest.mark.skipif(not _has_tensorrt(), reason="needs TensorRT")
+def test_tensorrt_matches_onnxruntime_with_batches_in_flight(card, tmp_path, monkeypatch):
+    from streamsr.backends.tensorrt_backend import TensorRTBackend
+
+    monkeypatch.setenv("STREAMSR_CACHE", str(tmp_path / "cache"))
+    batches = [np.random.default_rng(k).integers(0, 256, (2, 64, 96), dtype=np.uint8) for k in range(3)]
+    big = np.random.default_rng(9).integers(0, 256, (2, 150, 200), dtype=np.uint8)
+    with create_backend("onnxruntime", card) as ref_backend:
+        refs = [ref_backend.run(batch).astype(int) for batch in batches]
+        big_ref = ref_backend.run(big).astype(int)
+    with TensorRTBackend(card, precision="fp32") as trt:
+        trt.expect_batch(2)
+        outs = [p.result().astype(int) for p in [trt.submit(batch) for batch in batches]]
+        trt.max_pixels = 2 * 80 * 80  # tiles, on one engine
+        big_out = trt.run(big).astype(int)
+    for out, ref in zip([*outs, big_out], [*refs, big_ref]):
+        assert np.abs(out - ref).max() <= 1
 
 
 @pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed here")

@@ -1,12 +1,23 @@
 """PyTorch on an NVIDIA GPU: fp16/bf16, channels_last, CUDA graphs per shape, overlapped I/O.
 
+CUDA graphs: one per whole-batch input shape, at most ``MAX_GRAPHS`` kept (the least
+recently used is dropped), all captured into one shared memory pool. Tiles (frames over
+``max_pixels``, whose border tiles change shape) run eagerly: capturing a graph per tile shape
+would cost a capture and a graph's memory for each. Sharing the pool is safe because graphs
+replay one at a time on one stream and each replay's output is read (quantised) on that stream
+before the next replay: a later capture may reuse an earlier graph's freed intermediates, never
+an output still to be read.
+
 Never run on the development machines (they have no GPU); see README for what has been
-exercised. Needs the ``torch`` extra with a CUDA build of torch.
+exercised. The tests drive it with a fake ``torch.cuda`` (tests/fake_gpu.py). Needs the
+``torch`` extra with a CUDA build of torch.
 """
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -14,7 +25,46 @@ from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
 from streamsr.types import ModelCard
 
-MAX_GRAPHS = 8  # captured shapes kept; a live stream has one or two
+log = logging.getLogger(__name__)
+
+MAX_GRAPHS = 8  # captured shapes kept; a stream has one or two (full batches, the last short one)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class GraphCache(Generic[K, V]):
+    """At most ``capacity`` entries by key; making a new one past that first evicts the least
+    recently used, after ``before_evict()`` (the device must be done with it)."""
+
+    def __init__(self, capacity: int, before_evict: Callable[[], None] = lambda: None) -> None:
+        if capacity < 1:
+            raise ValueError("a graph cache needs room for one graph")
+        self.capacity = capacity
+        self.before_evict = before_evict
+        self.evictions = 0
+        self._entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        if len(self._entries) >= self.capacity:
+            self.before_evict()
+            self._entries.popitem(last=False)
+            self.evictions += 1
+        value = self._entries[key] = make()
+        return value
+
+    def keys(self) -> list[K]:
+        """Least recently used first."""
+        return list(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def require_cuda() -> Any:
@@ -53,7 +103,9 @@ class CudaBackend(GpuBackend):
             model = torch.compile(model, mode="max-autotune-no-cudagraphs")
         self._model = model
         self._cuda_graphs = cuda_graphs
-        self._graphs: OrderedDict[tuple[int, ...], tuple[Any, Any, Any]] = OrderedDict()
+        self._graphs: GraphCache[tuple[int, ...], tuple[Any, Any, Any]] = GraphCache(MAX_GRAPHS, self._synchronize)
+        self._pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
+        self._tiling = False  # set while _run_tiled runs: tiles go eagerly
         self._io = CudaPlanes(torch, self._device, self._dtype)
 
     def describe(self) -> str:
@@ -61,22 +113,27 @@ class CudaBackend(GpuBackend):
         return f"cuda ({self.precision}{graphs}, {self._torch.cuda.get_device_name(self._device)})"
 
     def _forward(self, x: Any) -> Any:
-        if not self._cuda_graphs:
+        if not self._cuda_graphs or self._tiling:
             return self._model(x)
-        key = tuple(x.shape)
-        entry = self._graphs.get(key)
-        if entry is None:
-            entry = self._capture(x)
-            self._graphs[key] = entry
-            if len(self._graphs) > MAX_GRAPHS:
-                self._graphs.popitem(last=False)
-        graph, static_in, static_out = entry
+        graph, static_in, static_out = self._graphs.get(tuple(x.shape), lambda: self._capture(x))
         static_in.copy_(x)
         graph.replay()
         return static_out  # read (quantised) on this stream before the next replay overwrites it
 
+    def _run_tiled(self, batch: np.ndarray) -> np.ndarray:
+        self._tiling = True
+        try:
+            return super()._run_tiled(batch)
+        finally:
+            self._tiling = False
+
+    def _synchronize(self) -> None:
+        """Wait for the device: a graph is dropped only after its last replay has finished."""
+        self._torch.cuda.synchronize(self._device)
+
     def _capture(self, x: Any) -> tuple[Any, Any, Any]:
         torch = self._torch
+        log.debug("capturing a CUDA graph for input %s", tuple(x.shape))
         static_in = torch.empty_like(x, memory_format=torch.channels_last)
         static_in.copy_(x)
         side = torch.cuda.Stream(self._device)
@@ -86,7 +143,7 @@ class CudaBackend(GpuBackend):
                 self._model(static_in)
         torch.cuda.current_stream(self._device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self._pool):
             static_out = self._model(static_in)
         return graph, static_in, static_out
 
@@ -95,7 +152,6 @@ class CudaBackend(GpuBackend):
             x = self._io.upload(batch)
             return self._io.download(self._forward(x))
 
-
     def infer(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
@@ -103,4 +159,6 @@ class CudaBackend(GpuBackend):
             return self._model(t).float().cpu().numpy()
 
     def close(self) -> None:
+        if len(self._graphs):
+            self._synchronize()
         self._graphs.clear()

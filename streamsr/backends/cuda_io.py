@@ -7,7 +7,8 @@ only host wait is on the download event of the batch being collected.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,17 +28,24 @@ class PlanesPending:
         return self.luma.result(), np.ascontiguousarray(chroma.transpose(0, 3, 1, 2))
 
 
-@dataclass
+@dataclass(eq=False)
 class Pending:
-    """A batch in flight; ``result()`` waits for its download and returns uint8 planes."""
+    """A batch in flight; ``result()`` waits for its download and returns uint8 planes.
+
+    The first call copies the planes out of the pinned buffer; later calls return that copy.
+    """
 
     host: Any  # pinned uint8 tensor the download lands in
     done: Any  # torch.cuda.Event recorded after the download
     count: int
+    _value: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def result(self) -> np.ndarray:
-        self.done.synchronize()
-        return self.host[: self.count].numpy().copy()
+        if self._value is None:
+            self.done.synchronize()
+            self._value = self.host[: self.count].numpy().copy()
+            self.host = None  # the pinned buffer belongs to the ring again
+        return self._value
 
 
 class CudaPlanes:
@@ -53,7 +61,10 @@ class CudaPlanes:
         # while batch k is still being copied. Each input buffer remembers the event of its last
         # copy, which must have finished before the buffer is overwritten.
         self._pinned_in: dict[tuple[int, ...], list[list[Any]]] = {}
-        self._pinned_out: dict[tuple[int, ...], list[Any]] = {}
+        # Output buffers: [pinned buffer, weak reference to the Pending that last used it]. A
+        # caller that holds more than two batches uncollected gets the oldest copied out (a
+        # wait) before its buffer is reused, never another batch's planes.
+        self._pinned_out: dict[tuple[int, ...], list[list[Any]]] = {}
         self._turn_in: dict[tuple[int, ...], int] = {}
         self._turn_out: dict[tuple[int, ...], int] = {}
 
@@ -97,21 +108,29 @@ class CudaPlanes:
         q = q.contiguous()
         computed = torch.cuda.Event()
         computed.record(torch.cuda.current_stream(self.device))
-        # the caller collects a batch before submitting the one two places after it (in_flight 2)
-        key = tuple(q.shape)
-        buffers = self._pinned_out.setdefault(key, [])
-        turn = self._turn_out.get(key, 0)
-        if len(buffers) <= turn:
-            buffers.append(torch.empty(key, dtype=torch.uint8, pin_memory=True))
-        self._turn_out[key] = (turn + 1) % 2
-        host = buffers[turn]
+        slot = self._landing(tuple(q.shape))
         with torch.cuda.stream(self.download_stream):
             self.download_stream.wait_event(computed)
             q.record_stream(self.download_stream)
-            host.copy_(q, non_blocking=True)
+            slot[0].copy_(q, non_blocking=True)
             done = torch.cuda.Event()
             done.record(self.download_stream)
-        return Pending(host=host, done=done, count=q.shape[0])
+        pending = Pending(host=slot[0], done=done, count=q.shape[0])
+        slot[1] = weakref.ref(pending)
+        return pending
+
+    def _landing(self, shape: tuple[int, ...]) -> list[Any]:
+        """[pinned buffer, its last Pending], alternating between two; the last one settled first."""
+        ring = self._pinned_out.setdefault(shape, [])
+        turn = self._turn_out.get(shape, 0)
+        self._turn_out[shape] = (turn + 1) % 2
+        if len(ring) <= turn:
+            ring.append([self.torch.empty(shape, dtype=self.torch.uint8, pin_memory=True), None])
+        slot = ring[turn]
+        previous = slot[1]() if slot[1] is not None else None
+        if previous is not None:
+            previous.result()  # a no-op when the caller collected it already (in_flight 2)
+        return slot
 
     def upscale_chroma(self, chroma: np.ndarray, luma_out: tuple[int, int], luma_in: tuple[int, int]) -> Pending:
         """uint8 Cb/Cr (N, 2, h, w) -> bicubic to fit a luma of ``luma_out``, on the GPU.

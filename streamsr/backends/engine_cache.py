@@ -8,6 +8,11 @@ Every file here is written atomically (``atomic_write_bytes``): a unique tempora
 same folder, fsync, ``os.replace``, fsync of the folder. A crash, a full disk or two processes
 building at once leave either the old file or the new one, never a torn plan that a later run
 would load.
+
+``ShapeProfile.for_stream`` is the one computation of the shapes an engine must accept: the
+runtime (``TensorRTBackend``) and ``streamsr build-engine`` both call it with the frame size,
+the pipeline's batch and the pixel ceiling, so a plan built ahead of time has the key the
+runtime looks up.
 """
 from __future__ import annotations
 
@@ -20,7 +25,32 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from streamsr.backends.base import TILE_OVERLAP
+from streamsr.errors import ConfigError
+from streamsr.tiling import tile_for_budget, tile_spans
 from streamsr.types import ModelCard
+
+DEFAULT_BATCH = 1  # frames per call when the caller names none: enhance's and build-engine's --batch
+
+
+def stream_tile(height: int, width: int, batch: int, max_pixels: int | None) -> int | None:
+    """The kept tile side for frames of ``height`` x ``width`` sent ``batch`` at a time, or None
+    when whole batches fit in ``max_pixels``. Fixed per stream (from the pipeline's batch, not
+    each call's), so every call fits one optimisation profile."""
+    if max_pixels is None or batch * height * width <= max_pixels:
+        return None
+    try:
+        return tile_for_budget(max_pixels // batch, TILE_OVERLAP)
+    except ValueError:
+        raise ConfigError(f"--max-pixels {max_pixels} is too small for batches of {batch} "
+                          f"(a tile needs at least {(16 + 2 * TILE_OVERLAP) ** 2} pixels per frame)") from None
+
+
+def _read_lengths(length: int, tile: int | None) -> list[int]:
+    """Lengths along one axis of the pieces sent: the whole axis, or each tile with its overlap."""
+    if tile is None:
+        return [length]
+    return [r1 - r0 for r0, r1, _, _ in tile_spans(length, tile, TILE_OVERLAP)]
 
 
 @dataclass(frozen=True)
@@ -32,9 +62,20 @@ class ShapeProfile:
     max: tuple[int, int, int]
 
     @classmethod
-    def for_stream(cls, height: int, width: int, max_batch: int) -> ShapeProfile:
-        """Fixed frame size from the stream; any batch from 1 to ``max_batch``."""
-        return cls(min=(1, height, width), opt=(max_batch, height, width), max=(max_batch, height, width))
+    def for_stream(cls, height: int, width: int, batch: int, max_pixels: int | None = None) -> ShapeProfile:
+        """Every (batch, height, width) the runtime sends for this stream, and its usual one.
+
+        Batches run from 1 (the end of a file, a timed-out live batch) to the pipeline's
+        ``batch``, which is also the optimum. Frames over ``max_pixels`` go as tiles
+        (``stream_tile``): height and width then range from the smallest piece (a border tile)
+        to the full tile, the optimum; otherwise they are the frame's.
+        """
+        if batch < 1 or height < 1 or width < 1:
+            raise ConfigError(f"an engine needs a batch and a frame size of at least 1, not {batch} x {width}x{height}")
+        tile = stream_tile(height, width, batch, max_pixels)
+        heights, widths = _read_lengths(height, tile), _read_lengths(width, tile)
+        top = (batch, max(heights), max(widths))
+        return cls(min=(1, min(heights), min(widths)), opt=top, max=top)
 
     def covers(self, batch: int, height: int, width: int) -> bool:
         return all(lo <= v <= hi for lo, v, hi in zip(self.min, (batch, height, width), self.max))

@@ -1,25 +1,29 @@
-"""TensorRT from our ONNX files, I/O in torch CUDA tensors on torch's current stream (no pycuda).
+"""TensorRT from our ONNX files, I/O in torch CUDA tensors on the backend's own stream (no pycuda).
 
 Written against the TensorRT 10 and 11 Python APIs: TensorRT 10 enables fp16 kernels with
 the FP16 builder flag; TensorRT 11 builds strongly typed networks only, so fp16 there means
 building from an fp16 ONNX (streamsr.onnx_fp16). TensorRT cannot be installed on the
-development machines: this module has not been run there (see README).
+development machines: this module has not been run there (see README); the tests drive it
+with a fake ``tensorrt`` module and a fake ``torch.cuda`` (tests/fake_gpu.py).
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamsr.backends.base import TILE_OVERLAP, Done
 from streamsr.backends.cuda_backend import require_cuda
 from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.backends.engine_cache import (
-    EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, file_sha256, plan_path, stale_reasons,
-    write_key,
+    DEFAULT_BATCH, EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, file_sha256, plan_path,
+    stale_reasons, stream_tile, write_key,
 )
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
+from streamsr.tiling import run_tiled
 from streamsr.types import ModelCard
 
 log = logging.getLogger(__name__)
@@ -117,8 +121,8 @@ def ensure_plan(card: ModelCard, profile: ShapeProfile, precision: str) -> Path:
         return plan
     reasons = stale_reasons(folder, card, key)
     if reasons:
-        log.warning("cached TensorRT engine does not fit, rebuilding: %s", " | ".join(reasons))
-    log.warning("building a TensorRT engine for %s (%s, batch %d..%d, %dx%d); this takes a while once",
+        log.warning("no cached TensorRT engine fits: %s", " | ".join(reasons))
+    log.warning("building a TensorRT engine for %s (%s, batch %d..%d, inputs up to %dx%d); this takes a while once",
                 card.name, precision, profile.min[0], profile.max[0], profile.max[2], profile.max[1])
     data = build_plan(onnx_path, profile, precision, card.channels, trt, folder / "timing.cache")
     write_key(plan, key)  # the key first: a plan never exists without the JSON that explains it
@@ -126,54 +130,179 @@ def ensure_plan(card: ModelCard, profile: ShapeProfile, precision: str) -> Path:
     return plan
 
 
+@dataclass
+class _Slot:
+    """One in-flight place: its own execution context and the event after its last execution."""
+
+    context: Any
+    done: Any = None
+
+    def wait(self) -> None:
+        """Block until this slot's last execution has finished (at once when it has)."""
+        if self.done is not None:
+            self.done.synchronize()
+            self.done = None
+
+
+@dataclass
+class _Loaded:
+    """The engine for one stream: frame size, batch and pixel ceiling it was planned for."""
+
+    setup: tuple[int, int, int, int | None]  # height, width, batch, max_pixels
+    profile: ShapeProfile
+    tile: int | None
+    plan: Path
+    runtime: Any
+    engine: Any
+    slots: list[_Slot]
+    input: str
+    output: str
+    out_dtype: Any
+    io: CudaPlanes
+
+
 class TensorRTBackend(GpuBackend):
+    """TensorRT with ``in_flight`` execution contexts, one per batch in flight.
+
+    The engine's optimisation profile comes from ``ShapeProfile.for_stream``: the frame size
+    of the first call, ``batch`` (the pipeline tells it through ``expect_batch``) and
+    ``max_pixels``. Frames over the ceiling are tiled with one tile size per stream, so every
+    call fits the profile. Batch k+2 reuses batch k's context only after batch k's execution
+    has finished, and an engine is replaced (a new frame size) only after every execution on
+    it has finished. Work runs on the backend's own stream: given the default stream, TensorRT
+    adds synchronisations of its own.
+    """
+
     name = "tensorrt"
 
     def __init__(self, card: ModelCard, *, threads: int | None = None, precision: str = "fp16",
-                 max_batch: int = 16) -> None:
+                 batch: int = DEFAULT_BATCH) -> None:
         super().__init__(card, threads=threads, precision=precision)
         self._trt = require_tensorrt()
         self._torch = require_cuda()
         if precision not in ("fp32", "fp16"):
             raise ConfigError(f"the tensorrt engine runs fp32 or fp16, not {precision}")
-        self.max_batch = max_batch
-        self._profile: ShapeProfile | None = None
-        self._context = None
-        self._io: CudaPlanes | None = None
+        self.batch = batch
+        self._logger = self._trt.Logger(self._trt.Logger.WARNING)  # outlives the runtimes that use it
+        self._loaded: _Loaded | None = None
+        self._turn = 0
+        self._stream: Any = None
+        self._warned_split = False
 
-    def _load(self, batch: int, height: int, width: int) -> None:
-        """Build or load the engine for the stream's frame size (first batch, or a size change)."""
+    def expect_batch(self, batch: int) -> None:
+        """The most frames per call the caller will send: the profile's optimum and maximum."""
+        if batch < 1:
+            raise ConfigError(f"a batch must be at least 1 frame, not {batch}")
+        self.batch = batch
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.submit(batch).result()
+
+    def submit(self, batch: np.ndarray) -> Pending | Done:
+        n, h, w = batch.shape[:3]
+        loaded = self._prepare(h, w)
+        if n > loaded.profile.max[0]:
+            return Done(self._run_in_parts(batch, loaded.profile.max[0]))
+        if loaded.tile is not None:
+            return Done(run_tiled(self._run_whole, batch, self.card.scale, loaded.tile, TILE_OVERLAP))
+        return self._submit_whole(batch)
+
+    def _run_in_parts(self, batch: np.ndarray, most: int) -> np.ndarray:
+        if not self._warned_split:
+            log.warning("batches of %d frames arrive but the TensorRT engine takes at most %d; running them "
+                        "in parts (the caller should call expect_batch, or build with --batch %d)",
+                        batch.shape[0], most, batch.shape[0])
+            self._warned_split = True
+        return np.concatenate([self.run(batch[i : i + most]) for i in range(0, batch.shape[0], most)])
+
+    def _prepare(self, height: int, width: int) -> _Loaded:
+        """The engine planned for this frame size, batch and ceiling; loaded (or built) on a change."""
+        setup = (height, width, self.batch, self.max_pixels)
+        if self._loaded is None or self._loaded.setup != setup:
+            self._release()
+            self._loaded = self._load(setup)
+        return self._loaded
+
+    def _load(self, setup: tuple[int, int, int, int | None]) -> _Loaded:
         torch, trt = self._torch, self._trt
-        self._profile = ShapeProfile.for_stream(height, width, max(self.max_batch, batch))
-        plan = ensure_plan(self.card, self._profile, self.precision)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._engine = runtime.deserialize_cuda_engine(plan.read_bytes())
-        if self._engine is None:
+        height, width, batch, max_pixels = setup
+        profile = ShapeProfile.for_stream(height, width, batch, max_pixels)
+        plan = ensure_plan(self.card, profile, self.precision)
+        runtime = trt.Runtime(self._logger)
+        engine = runtime.deserialize_cuda_engine(plan.read_bytes())
+        if engine is None:
             raise ModelError(f"TensorRT could not load {plan}; delete it to rebuild")
-        self._context = self._engine.create_execution_context()
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        self._input = next(n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-        self._output = next(n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-        io_dtype = torch.float16 if self._engine.get_tensor_dtype(self._input) == trt.DataType.HALF else torch.float32
-        self._out_dtype = (
-            torch.float16 if self._engine.get_tensor_dtype(self._output) == trt.DataType.HALF else torch.float32
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{plan.name} has inputs {inputs} and outputs {outputs}; a model takes one of each")
+        slots = [_Slot(engine.create_execution_context()) for _ in range(self.in_flight)]
+        if any(slot.context is None for slot in slots):
+            raise ModelError(f"TensorRT could not create an execution context for {plan.name} (out of GPU memory?)")
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(torch.device("cuda"))
+        return _Loaded(
+            setup=setup, profile=profile, tile=stream_tile(height, width, batch, max_pixels), plan=plan,
+            runtime=runtime, engine=engine, slots=slots, input=inputs[0], output=outputs[0],
+            out_dtype=self._torch_dtype(engine.get_tensor_dtype(outputs[0])),
+            io=CudaPlanes(torch, torch.device("cuda"), self._torch_dtype(engine.get_tensor_dtype(inputs[0]))),
         )
-        self._io = CudaPlanes(torch, torch.device("cuda"), io_dtype)
+
+    def _torch_dtype(self, trt_dtype: Any) -> Any:
+        return self._torch.float16 if trt_dtype == self._trt.DataType.HALF else self._torch.float32
+
+    @property
+    def _io(self) -> CudaPlanes:  # GpuBackend.submit_planes upscales chroma through it
+        assert self._loaded is not None, "submit() loads the engine before chroma is sent"
+        return self._loaded.io
+
+    def _next_slot(self, loaded: _Loaded) -> _Slot:
+        slot = loaded.slots[self._turn % len(loaded.slots)]
+        self._turn += 1
+        slot.wait()  # a no-op when the caller collected that batch (at most in_flight uncollected)
+        return slot
 
     def _submit_whole(self, batch: np.ndarray) -> Pending:
-        n, h, w = batch.shape[:3]
-        if self._profile is None or not self._profile.covers(n, h, w):
-            self._load(n, h, w)
+        loaded = self._loaded
+        assert loaded is not None, "submit() loads the engine first"
         torch = self._torch
-        x = self._io.upload(batch, channels_last=False)
-        self._context.set_input_shape(self._input, tuple(x.shape))
-        out = torch.empty(tuple(self._context.get_tensor_shape(self._output)), dtype=self._out_dtype, device="cuda")
-        self._context.set_tensor_address(self._input, x.data_ptr())
-        self._context.set_tensor_address(self._output, out.data_ptr())
-        if not self._context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
-            raise ModelError("TensorRT execution failed")
-        return self._io.download(out)
+        slot = self._next_slot(loaded)
+        context = slot.context
+        with torch.cuda.stream(self._stream):
+            x = loaded.io.upload(batch, channels_last=False)
+            shape = tuple(x.shape)
+            if not context.set_input_shape(loaded.input, shape):
+                raise ModelError(f"the TensorRT engine {loaded.plan.name} does not take input {shape}: it takes "
+                                 f"{_accepted(loaded)}; delete the plan to rebuild it")
+            out = torch.empty(tuple(context.get_tensor_shape(loaded.output)), dtype=loaded.out_dtype,
+                              device=x.device)
+            for name, tensor in ((loaded.input, x), (loaded.output, out)):
+                if not context.set_tensor_address(name, tensor.data_ptr()):
+                    raise ModelError(f"TensorRT refused the address of {name!r} ({loaded.plan.name})")
+            if not context.execute_async_v3(self._stream.cuda_stream):
+                raise ModelError(f"TensorRT execution failed ({loaded.plan.name}, input {shape})")
+            slot.done = torch.cuda.Event()
+            slot.done.record(self._stream)
+            return loaded.io.download(out)
 
+    def _release(self) -> None:
+        """Drop the engine after every execution on it has finished."""
+        if self._loaded is None:
+            return
+        for slot in self._loaded.slots:
+            slot.wait()
+        self._loaded = None
+
+    def close(self) -> None:
+        self._release()
 
     def describe(self) -> str:
         return f"tensorrt {self._trt.__version__} ({self.precision}, {self._torch.cuda.get_device_name()})"
+
+
+def _accepted(loaded: _Loaded) -> str:
+    """The engine's own profile (it may differ from the one asked for: a foreign plan)."""
+    low, _, high = (tuple(d) for d in loaded.engine.get_tensor_profile_shape(loaded.input, 0))
+    (n0, _, h0, w0), (n1, _, h1, w1) = low, high
+    return f"batch {n0}..{n1}, height {h0}..{h1}, width {w0}..{w1}"

@@ -104,6 +104,9 @@ class Pipeline:
 
     def run(self) -> RunStats:
         p = self.policy
+        expect_batch = getattr(self.backend, "expect_batch", None)
+        if expect_batch is not None:  # engines built per batch size (TensorRT) plan for ours
+            expect_batch(p.max_batch)
         decoded = StageQueue(p.queue_size, self._stop, p.queue_policy, max_bytes=p.queue_bytes)
         inferred = StageQueue(p.queue_size, self._stop, "block", max_bytes=p.queue_bytes)
         threads = [
