@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streamsr.backends.base import Backend
 from streamsr.enhance import EnhanceOptions, open_backend
 from streamsr.errors import ConfigError, PipelineError
 from streamsr.livepipe.config import CameraConfig, LiveConfig, check_camera_name, load_config
@@ -136,18 +137,26 @@ def _pick(cli: Any, default: Any) -> Any:
 
 
 # -- running ------------------------------------------------------------------------------------
+def open_live_backend(cfg: LiveConfig) -> Backend:
+    """The model on its engine, told the batch the cameras share (TensorRT builds for it)."""
+    options = EnhanceOptions(scale=cfg.model.scale, model=cfg.model.name, engine=cfg.model.engine,
+                             precision=cfg.model.precision, threads=cfg.model.threads, batch=cfg.policy.batch)
+    backend = open_backend(options)
+    if (expect_batch := getattr(backend, "expect_batch", None)) is not None:
+        expect_batch(cfg.policy.batch)
+    return backend
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     _register_secrets(cfg)
-    options = EnhanceOptions(scale=cfg.model.scale, model=cfg.model.name, engine=cfg.model.engine,
-                             precision=cfg.model.precision, threads=cfg.model.threads, batch=cfg.policy.batch)
     names = [c.name for c in cfg.cameras]
     cameras = []
     for c in cfg.cameras:
         opts = replace(cfg.source, transport=c.transport) if c.transport else cfg.source
         cameras.append(Camera(LiveSource(c.url, opts, name=c.name)))
     outputs: list[Any] = []
-    backend = open_backend(options)
+    backend = open_live_backend(cfg)
     try:
         display = None
         if cfg.outputs.display:

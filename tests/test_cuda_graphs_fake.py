@@ -52,17 +52,17 @@ def _backend(card, **options):
 
 # -- the cache itself ----------------------------------------------------------------------------
 def test_the_least_recently_used_graph_is_evicted_after_the_device_is_done():
-    from streamsr.backends.cuda_backend import GraphCache
+    from streamsr.lru import LRUCache
 
     log: list[str] = []
-    cache = GraphCache(2, before_evict=lambda: log.append("sync"))
+    cache = LRUCache(2, on_evict=lambda graph: log.append(f"sync, drop {graph}"))
     for key in ("a", "b", "a", "c"):  # "a" used again: "b" is the least recently used
-        cache.get(key, lambda k=key: log.append(f"make {k}") or k.upper())
+        cache.get_or_create(key, lambda k=key: log.append(f"make {k}") or k.upper())
     assert cache.keys() == ["a", "c"] and cache.evictions == 1
-    assert log == ["make a", "make b", "sync", "make c"]  # synchronised before "b" was dropped
-    assert cache.get("a", lambda: pytest.fail("a is cached")) == "A"
+    assert log == ["make a", "make b", "sync, drop B", "make c"]  # synchronised before "c" was made
+    assert cache.get_or_create("a", lambda: pytest.fail("a is cached")) == "A"
     with pytest.raises(ValueError):
-        GraphCache(0)
+        LRUCache(0)
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -115,4 +115,22 @@ def test_without_graphs_nothing_is_captured(gpu, card, reference):
     x = _frames(2, 24, 32, seed=9)
     assert _close(backend.run(x), reference(x))
     assert gpu.cuda.captures == []
+    backend.close()
+
+
+def test_full_range_luma_is_mapped_as_on_the_cpu(gpu, card):
+    """A JPEG-range camera's luma reaches the model on the GPU exactly as on the CPU (colour.LumaScale)."""
+    from streamsr.colour import LumaScale
+
+    full = LumaScale(8, full_range=True)
+    x = _frames(2, 24, 32, seed=9)
+    with create_backend("torch", card, threads=1, precision="fp32") as cpu:
+        cpu.luma = full
+        expected = cpu.run(x)
+        cpu.luma = LumaScale()
+        limited = cpu.run(x)
+    backend = _backend(card)
+    backend.luma = full
+    out = backend.run(x)
+    assert _close(out, expected) and not _close(out, limited)
     backend.close()

@@ -219,3 +219,20 @@ def test_metrics_parse_with_prometheus_clients_parser_and_keep_large_counters_ex
     p95 = samples[("streamsr_latency_seconds", (("camera", "cam-1"), ("quantile", "0.95")))]
     assert 0.027 < p95 < 0.030
     assert families["streamsr_camera_up"].type == "gauge"
+
+
+def test_live_tells_the_engine_the_cameras_batch(monkeypatch) -> None:
+    """TensorRT builds its profile for the batch it is told; live mode tells it the policy's batch."""
+    from streamsr import live
+    from streamsr.livepipe.config import parse_config
+
+    class Recorder:
+        told: list[int] = []
+
+        def expect_batch(self, n: int) -> None:
+            self.told.append(n)
+
+    opened = Recorder()
+    monkeypatch.setattr(live, "open_backend", lambda options: opened if options.batch == 6 else None)
+    cfg = parse_config({"cameras": [{"name": "a", "url": "rtsp://cam/"}], "live": {"batch": 6}})
+    assert live.open_live_backend(cfg) is opened and opened.told == [6]

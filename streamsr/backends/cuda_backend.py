@@ -15,56 +15,19 @@ exercised. The tests drive it with a fake ``torch.cuda`` (tests/fake_gpu.py). Ne
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
 from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
+from streamsr.lru import LRUCache
 from streamsr.types import ModelCard
 
 log = logging.getLogger(__name__)
 
 MAX_GRAPHS = 8  # captured shapes kept; a stream has one or two (full batches, the last short one)
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class GraphCache(Generic[K, V]):
-    """At most ``capacity`` entries by key; making a new one past that first evicts the least
-    recently used, after ``before_evict()`` (the device must be done with it)."""
-
-    def __init__(self, capacity: int, before_evict: Callable[[], None] = lambda: None) -> None:
-        if capacity < 1:
-            raise ValueError("a graph cache needs room for one graph")
-        self.capacity = capacity
-        self.before_evict = before_evict
-        self.evictions = 0
-        self._entries: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K, make: Callable[[], V]) -> V:
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        if len(self._entries) >= self.capacity:
-            self.before_evict()
-            self._entries.popitem(last=False)
-            self.evictions += 1
-        value = self._entries[key] = make()
-        return value
-
-    def keys(self) -> list[K]:
-        """Least recently used first."""
-        return list(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def require_cuda() -> Any:
@@ -103,7 +66,8 @@ class CudaBackend(GpuBackend):
             model = torch.compile(model, mode="max-autotune-no-cudagraphs")
         self._model = model
         self._cuda_graphs = cuda_graphs
-        self._graphs: GraphCache[tuple[int, ...], tuple[Any, Any, Any]] = GraphCache(MAX_GRAPHS, self._synchronize)
+        self._graphs: LRUCache[tuple[int, ...], tuple[Any, Any, Any]] = LRUCache(
+            MAX_GRAPHS, on_evict=lambda _graph: self._synchronize())
         self._pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
         self._tiling = False  # set while _run_tiled runs: tiles go eagerly
         self._io = CudaPlanes(torch, self._device, self._dtype)
@@ -115,7 +79,7 @@ class CudaBackend(GpuBackend):
     def _forward(self, x: Any) -> Any:
         if not self._cuda_graphs or self._tiling:
             return self._model(x)
-        graph, static_in, static_out = self._graphs.get(tuple(x.shape), lambda: self._capture(x))
+        graph, static_in, static_out = self._graphs.get_or_create(tuple(x.shape), lambda: self._capture(x))
         static_in.copy_(x)
         graph.replay()
         return static_out  # read (quantised) on this stream before the next replay overwrites it
@@ -149,8 +113,8 @@ class CudaBackend(GpuBackend):
 
     def _submit_whole(self, batch: np.ndarray) -> Pending:
         with self._torch.inference_mode():
-            x = self._io.upload(batch)
-            return self._io.download(self._forward(x))
+            full = self.luma.full_range
+            return self._io.download(self._forward(self._io.upload(batch, full_range=full)), full_range=full)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -80,10 +80,12 @@ class CudaPlanes:
             slot[1].synchronize()  # the upload of two batches ago has left this buffer
         return slot
 
-    def upload(self, batch: np.ndarray, channels_last: bool = True) -> Any:
+    def upload(self, batch: np.ndarray, channels_last: bool = True, full_range: bool = False) -> Any:
         """uint8 (N, H, W[, C]) host -> float NCHW in [0, 1] on the device, ready on the current stream.
 
         ``channels_last`` suits cuDNN convolutions; TensorRT bindings want plain NCHW.
+        ``full_range`` luma is mapped onto the limited-range unit the models were trained on,
+        as on the CPU (colour.LumaScale).
         """
         torch = self.torch
         slot = self._staging(batch.shape)
@@ -96,14 +98,20 @@ class CudaPlanes:
         compute = torch.cuda.current_stream(self.device)
         compute.wait_event(uploaded)
         raw.record_stream(compute)  # the caching allocator must not reuse it before compute is done
-        x = raw.to(self.dtype).mul_(1.0 / 255.0)
+        x = raw.to(self.dtype)
+        if full_range:
+            x = x.mul_(219.0 / 255.0 / 255.0).add_(16.0 / 255.0)
+        else:
+            x = x.mul_(1.0 / 255.0)
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
         return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    def download(self, y: Any) -> Pending:
-        """float NCHW on the device -> a Pending uint8 (N, sH, sW[, C]) on the host."""
+    def download(self, y: Any, full_range: bool = False) -> Pending:
+        """float NCHW on the device -> a Pending uint8 (N, sH, sW[, C]) on the host (``full_range``: as upload)."""
         torch = self.torch
-        q = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        q = y.float()
+        q = q.sub_(16.0 / 255.0).mul_(255.0 * 255.0 / 219.0) if full_range else q.mul_(255.0)
+        q = q.clamp_(0.0, 255.0).round_().to(torch.uint8)
         q = q[:, 0] if q.shape[1] == 1 else q.permute(0, 2, 3, 1)
         q = q.contiguous()
         computed = torch.cuda.Event()

@@ -67,8 +67,8 @@ class ShapeProfile:
 
         Batches run from 1 (the end of a file, a timed-out live batch) to the pipeline's
         ``batch``, which is also the optimum. Frames over ``max_pixels`` go as tiles
-        (``stream_tile``): height and width then range from the smallest piece (a border tile)
-        to the full tile, the optimum; otherwise they are the frame's.
+        (``stream_tile``), all of one shape (``tiling.tile_grid``); height and width then span
+        whatever pieces the tiling sends, otherwise they are the frame's.
         """
         if batch < 1 or height < 1 or width < 1:
             raise ConfigError(f"an engine needs a batch and a frame size of at least 1, not {batch} x {width}x{height}")

@@ -270,7 +270,7 @@ class TensorRTBackend(GpuBackend):
         slot = self._next_slot(loaded)
         context = slot.context
         with torch.cuda.stream(self._stream):
-            x = loaded.io.upload(batch, channels_last=False)
+            x = loaded.io.upload(batch, channels_last=False, full_range=self.luma.full_range)
             shape = tuple(x.shape)
             if not context.set_input_shape(loaded.input, shape):
                 raise ModelError(f"the TensorRT engine {loaded.plan.name} does not take input {shape}: it takes "
@@ -284,7 +284,7 @@ class TensorRTBackend(GpuBackend):
                 raise ModelError(f"TensorRT execution failed ({loaded.plan.name}, input {shape})")
             slot.done = torch.cuda.Event()
             slot.done.record(self._stream)
-            return loaded.io.download(out)
+            return loaded.io.download(out, full_range=self.luma.full_range)
 
     def _release(self) -> None:
         """Drop the engine after every execution on it has finished."""
