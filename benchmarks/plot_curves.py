@@ -13,6 +13,8 @@ import csv
 import sys
 from pathlib import Path
 
+from plotting import pyplot, save
+
 import yaml
 
 
@@ -34,13 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("-o", "--out", type=Path, default=Path("docs/curves.png"))
     args = p.parse_args(argv)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("error: the plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return 2
     fig, ax = plt.subplots(figsize=(8, 5))
     for run in args.runs:
@@ -51,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_ylabel("validation Y-PSNR on held-out training images (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save(fig, args.out)
     return 0
 
 

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from plotting import pyplot, save
+
 # Published x2 results (Y-PSNR, Set5 / Set14) and MACs per LR pixel, from each paper's tables:
 # FSRCNN (Dong et al. 2016; 12.46k params, all at LR resolution but a 9x9 deconvolution),
 # SESR-M5 / M11 (Bhardwaj et al. 2022; 13.52k / 27.34k params, all at LR resolution),
@@ -39,13 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", type=Path, default=Path("docs/quality_x2.png"))
     p.add_argument("--dataset", default="Set14")
     args = p.parse_args(argv)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("error: the plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return 2
     data = json.loads(args.results.read_text())
     rows, macs = data["datasets"][args.dataset], data["macs_per_lr_pixel"]
@@ -80,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     comp_ax.set_ylabel(f"{args.dataset} x2 gain over bicubic of the same input (dB)")
     clean_ax.set_title("Clean (MATLAB bicubic LR): filled = ours, hollow = measured peers, grey = published", fontsize=9)
     comp_ax.set_title("Compressed LR: red = H.264 CRF 28 clips, green = JPEG 40 (4:2:0)", fontsize=9)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save(fig, args.out)
     return 0
 
 

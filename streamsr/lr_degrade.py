@@ -18,11 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from streamsr.errors import ConfigError
+
+if TYPE_CHECKING:
+    import av
 
 KINDS = ("none", "jpeg", "h264", "hevc")
 CLIP_FRAMES = 8  # frames per image in a compressed clip; the crop moves 1 LR px per frame
@@ -93,21 +97,22 @@ def _yuv420_frame(y: np.ndarray, rgb: np.ndarray):  # -> av.VideoFrame
     return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
 
-def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str, crf: int) -> list[np.ndarray]:
-    """Encode frames (uint8 luma + RGB for chroma, even sizes) and return the decoded luma planes."""
+def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads: int = 0) -> list[av.VideoFrame]:
+    """yuv420p frames through libx264/libx265 at ``crf`` and back: ``veryfast``, zero latency (no
+    B-frames), as camera encoders; ``threads`` 0 lets the encoder choose, 1 keeps it on one core."""
     import av
 
-    h, w = lumas[0].shape
+    h, w = frames[0].height, frames[0].width
     enc = av.CodecContext.create(VIDEO_ENCODERS[codec], "w")
     enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
     enc.time_base = Fraction(1, 25)
-    if codec == "h264":
-        enc.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
-    else:
-        enc.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency", "x265-params": "log-level=error"}
+    enc.thread_count = threads
+    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
+    if codec == "hevc":
+        pools = ":pools=none:frame-threads=1" if threads == 1 else ""
+        enc.options = {**enc.options, "x265-params": "log-level=error" + pools}
     packets = []
-    for i, (y, rgb) in enumerate(zip(lumas, rgbs)):
-        frame = _yuv420_frame(y, rgb)
+    for i, frame in enumerate(frames):
         frame.pts = i
         packets += enc.encode(frame)
     packets += enc.encode(None)
@@ -116,6 +121,13 @@ def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str, crf
     for p in packets:
         decoded += dec.decode(p)
     decoded += dec.decode(None)
-    if len(decoded) != len(lumas):
-        raise ValueError(f"{codec} round trip gave {len(decoded)} of {len(lumas)} frames")
+    if len(decoded) != len(frames):  # pragma: no cover - the encoders emit every frame after the flush
+        raise ValueError(f"{codec} round trip gave {len(decoded)} of {len(frames)} frames")
+    return decoded
+
+
+def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str, crf: int) -> list[np.ndarray]:
+    """Encode frames (uint8 luma + RGB for chroma, even sizes) and return the decoded luma planes."""
+    h = lumas[0].shape[0]
+    decoded = codec_round_trip([_yuv420_frame(y, rgb) for y, rgb in zip(lumas, rgbs)], codec, crf)
     return [np.ascontiguousarray(f.to_ndarray(format="yuv420p")[:h]) for f in decoded]

@@ -69,6 +69,14 @@ class ModelCard:
         base = self.path.parent if self.path is not None else Path(".")
         return base / name
 
+    def save(self, path: Path) -> None:
+        """Write the card to ``path`` atomically (a reader never sees half a card)."""
+        import os
+
+        tmp = Path(path).with_name(Path(path).stem + ".tmp.json")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)
+
     def to_json(self) -> str:
         data = asdict(self)
         data.pop("path")

@@ -7,7 +7,8 @@ import pytest
 
 from streamsr.evaluate import check_image, evaluate_images, onnx_upscaler
 from streamsr.types import ModelCard
-from train.config import REPO_ROOT, file_sha256
+from streamsr.hashing import file_sha256
+from train.config import REPO_ROOT
 
 CARDS = sorted((REPO_ROOT / "engines").glob("*.json"))
 TOLERANCE_DB = 0.02  # train.measure.TOLERANCE_DB: ONNX Runtime against the torch model, float32

@@ -10,8 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from streamsr.errors import StreamSRError
-from train.config import REPO_ROOT, file_sha256, load_config
+from streamsr.hashing import file_sha256
+from train.cli import report_errors
+from train.config import REPO_ROOT, load_config
 from train.loop import train
 
 
@@ -44,33 +45,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(args.config)
-        out = Path(args.out) if args.out else REPO_ROOT / "runs" / cfg.run_name
-        out.mkdir(parents=True, exist_ok=True)
-        if Path(args.config).resolve() != (out / "config.yaml").resolve():
-            shutil.copyfile(args.config, out / "config.yaml")
-        res = train(cfg, out, args.resume, args.threads, args.stop_after, progress=not args.no_progress)
-        summary = {
-            "config": str(args.config),
-            "config_sha256": file_sha256(args.config),
-            "steps": res.step,
-            "seed": cfg.seed,
-            "wall_time_s": round(res.elapsed_s, 1),
-            "device": res.device,
-            "threads": res.threads,
-            "hardware": hardware(),
-            "lr_pixels_seen": res.step * cfg.data.batch_size * cfg.data.patch_size**2,
-            "precision": res.precision,
-            "val_psnr": res.val_psnr,
-        }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        logging.getLogger("train").info("done: %s", summary)
-    except StreamSRError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    return report_errors(lambda: run(args), args.debug)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else REPO_ROOT / "runs" / cfg.run_name
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(args.config).resolve() != (out / "config.yaml").resolve():
+        shutil.copyfile(args.config, out / "config.yaml")
+    res = train(cfg, out, args.resume, args.threads, args.stop_after, progress=not args.no_progress)
+    summary = {
+        "config": str(args.config),
+        "config_sha256": file_sha256(args.config),
+        "steps": res.step,
+        "seed": cfg.seed,
+        "wall_time_s": round(res.elapsed_s, 1),
+        "device": res.device,
+        "threads": res.threads,
+        "hardware": hardware(),
+        "lr_pixels_seen": res.step * cfg.data.batch_size * cfg.data.patch_size**2,
+        "precision": res.precision,
+        "val_psnr": res.val_psnr,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    logging.getLogger("train").info("done: %s", summary)
     return 0
 
 

@@ -1,7 +1,6 @@
 """Training configuration: YAML -> frozen dataclasses; unknown keys are errors."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -138,10 +137,3 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"unreadable config {path}: {e}") from None
     return config_from_dict(data or {})
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -24,15 +24,15 @@ Everything takes a ``numpy.random.Generator``, so a seed gives the same output.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import cv2
 import numpy as np
 
 from streamsr.errors import ConfigError
+from streamsr.lr_degrade import VIDEO_ENCODERS as ENCODERS
+from streamsr.lr_degrade import codec_round_trip
 from train.config import CCTVConfig
 
-ENCODERS = {"h264": "libx264", "hevc": "libx265"}
 
 
 def to_u8(img: np.ndarray) -> np.ndarray:
@@ -84,29 +84,14 @@ def video(img: np.ndarray, codec: str, crf: int, frames: int = 1, motion: tuple[
     ph, pw = h + (h & 1), w + (w & 1)  # 4:2:0 needs even sizes
     reach = (frames - 1) * max(abs(motion[0]), abs(motion[1]))
     padded = np.pad(plane, ((reach, reach + ph - h), (reach, reach + pw - w)), mode="reflect")
-    enc = av.CodecContext.create(ENCODERS[codec], "w")
-    enc.width, enc.height, enc.pix_fmt = pw, ph, "yuv420p"
-    enc.time_base = Fraction(1, 25)
-    enc.thread_count = 1
-    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
-    if codec == "hevc":
-        enc.options = {**enc.options, "x265-params": "log-level=error:pools=none:frame-threads=1"}
     chroma = np.full((ph // 2, pw), 128, np.uint8)
-    packets = []
+    clip = []
     for t in range(frames):
         back = frames - 1 - t  # frames still to go: the last frame sits at the image itself
         y0, x0 = reach - back * motion[0], reach - back * motion[1]
-        frame = av.VideoFrame.from_ndarray(np.concatenate([padded[y0 : y0 + ph, x0 : x0 + pw], chroma]), format="yuv420p")
-        frame.pts = t
-        packets += enc.encode(frame)
-    packets += enc.encode(None)
-    dec = av.CodecContext.create(codec, "r")
-    decoded = []
-    for packet in packets:
-        decoded += dec.decode(packet)
-    decoded += dec.decode(None)
-    if len(decoded) != frames:  # pragma: no cover - the encoders emit every frame after the flush
-        raise ValueError(f"{codec} round trip gave {len(decoded)} of {frames} frames")
+        yuv = np.concatenate([padded[y0 : y0 + ph, x0 : x0 + pw], chroma])
+        clip.append(av.VideoFrame.from_ndarray(yuv, format="yuv420p"))
+    decoded = codec_round_trip(clip, codec, crf, threads=1)
     return np.ascontiguousarray(decoded[-1].to_ndarray(format="yuv420p")[:h, :w])
 
 

@@ -29,12 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamsr.errors import InputError, ModelError, StreamSRError
+from streamsr.errors import InputError, ModelError
 from streamsr.evaluate import evaluate_models, image_files, prepare, read_image
 from streamsr.lr_degrade import LRDegradation
 from streamsr.models import count_params, macs_per_pixel
 from streamsr.types import ModelCard
-from train.config import REPO_ROOT, TrainConfig, file_sha256, load_config, resolve_path
+from streamsr.hashing import file_sha256
+from train.cli import report_errors
+from train.config import REPO_ROOT, TrainConfig, load_config, resolve_path
 from train.loop import WEIGHTS_NAME, make_model
 from train.measure import torch_selfcheck
 
@@ -233,9 +235,7 @@ def export_run(
     if eval_dirs:
         metrics = {"selfcheck": selfcheck, **card_metrics(card, eval_dirs, lr_degrade or [], threads)}
         card = ModelCard(**{**card.__dict__, "metrics": metrics})
-    tmp = card_path.with_name(card_path.stem + ".tmp.json")
-    tmp.write_text(card.to_json())
-    os.replace(tmp, card_path)
+    card.save(card_path)
     log.info("wrote %s", card_path)
     return card
 
@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+
+    def run() -> int:
         cfg = load_config(args.config)
         run_dir = Path(args.run) if args.run else REPO_ROOT / "runs" / cfg.run_name
         degradations = [LRDegradation.parse(d) for d in args.lr_degrade]
@@ -264,12 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg, Path(args.config), run_dir, Path(args.engines), [Path(d) for d in args.eval], args.threads, degradations
         )
         print(card.to_json(), end="")
-    except StreamSRError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+        return 0
+
+    return report_errors(run, args.debug)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamsr.errors import ModelError, StreamSRError
+from streamsr.errors import ModelError
 from streamsr.evaluate import CHECK_IMAGE, check_image, evaluate_images
 from streamsr.lr_degrade import LRDegradation
 from streamsr.models import build_model
 from streamsr.types import ModelCard
+from train.cli import report_errors
 
 TOLERANCE_DB = 0.02  # ONNX Runtime against torch, float32: measured differences are < 0.001 dB
 
@@ -60,10 +60,7 @@ def rewrite(
     metrics = {**card.metrics, "selfcheck": check}
     if eval_dirs:
         metrics = {"selfcheck": check, **card_metrics(card, eval_dirs, lr_degrade or [], threads)}
-    updated = ModelCard(**{**card.__dict__, "metrics": metrics})
-    tmp = card_path.with_name(card_path.stem + ".tmp.json")
-    tmp.write_text(updated.to_json())
-    os.replace(tmp, card_path)
+    ModelCard(**{**card.__dict__, "metrics": metrics}).save(card_path)
     return check
 
 
@@ -76,15 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    try:
+
+    def run() -> int:
         degradations = [LRDegradation.parse(d) for d in args.lr_degrade]
         for path in args.cards:
             check = rewrite(path, args.eval, degradations, args.threads)
             print(f"{path}: selfcheck {check['psnr']:.4f} dB (bicubic {check['bicubic_psnr']:.4f})")
-    except StreamSRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+        return 0
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from streamsr.errors import ModelError, StreamSRError
+from streamsr.errors import ModelError
 from streamsr.evaluate import evaluate_models, image_files, read_image
 from streamsr.lr_degrade import LRDegradation
 from streamsr.metrics import image_to_y
 from streamsr.resize import imresize
 from streamsr.types import ModelCard
-from train.config import file_sha256
+from streamsr.hashing import file_sha256
+from train.cli import report_errors
 
 log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE_DB = 0.1
@@ -112,9 +113,7 @@ def quantize_card(
     loss = int8_loss(card, eval_dirs, [LRDegradation()] + degradations, threads)
     log.info("%s int8: largest PSNR loss %.3f dB (%s)", card.name, loss["max"], loss["per_input"])
     card = ModelCard(**{**card.__dict__, "int8_psnr_loss_db": loss["max"], "int8_tolerance_db": tolerance})
-    tmp = card_path.with_name(card_path.stem + ".tmp.json")
-    tmp.write_text(card.to_json())
-    os.replace(tmp, card_path)
+    card.save(card_path)
     return card
 
 
@@ -128,15 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+    def run() -> int:
         degradations = [LRDegradation.parse(d) for d in args.lr_degrade]
         for path in args.cards:
             card = quantize_card(path, args.calib, args.eval, degradations, args.tolerance, args.threads)
             print(f"{path}: {card.onnx_int8}, largest PSNR loss {card.int8_psnr_loss_db:.3f} dB")
-    except StreamSRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+        return 0
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

@@ -100,14 +100,6 @@ class EngineKey:
         return [f"{k}: {theirs[k]} -> {mine[k]}" for k in mine if mine[k] != theirs[k]]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_dir(card: ModelCard) -> Path:
     """$STREAMSR_CACHE, else ``cache/`` beside the model if writable, else ~/.cache/streamsr."""
     if env := os.environ.get("STREAMSR_CACHE"):

@@ -19,10 +19,11 @@ from streamsr.backends.base import TILE_OVERLAP, Done
 from streamsr.backends.cuda_backend import require_cuda
 from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.backends.engine_cache import (
-    DEFAULT_BATCH, EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, file_sha256, plan_path,
+    DEFAULT_BATCH, EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, plan_path,
     stale_reasons, stream_tile, write_key,
 )
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
+from streamsr.hashing import file_sha256
 from streamsr.tiling import run_tiled
 from streamsr.types import ModelCard
 
