@@ -47,7 +47,7 @@ def compressed_table(cards: list[dict[str, Any]], dataset: str) -> list[str]:
     if not specs:
         return [f"(no card has compressed {dataset} metrics yet)"]
     lines = [
-        f"| model | " + " | ".join(f"{s}: bicubic → model (gain)" for s in specs) + " |",
+        "| model | " + " | ".join(f"{s}: bicubic → model (gain)" for s in specs) + " |",
         "|---|" + "---|" * len(specs),
     ]
     for c in cards:

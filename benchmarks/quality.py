@@ -87,7 +87,7 @@ def print_tables(results: dict[str, Any], scale: int, macs: dict[str, int]) -> N
     for ds, rows in results.items():
         specs = list(rows)
         print(f"\n{ds} x{scale}: Y-PSNR (dB) / SSIM; LR input as in the column header")
-        print(f"| model | MACs / LR px | " + " | ".join(specs) + " |")
+        print("| model | MACs / LR px | " + " | ".join(specs) + " |")
         print("|---|---:|" + "---|" * len(specs))
         for name in rows[specs[0]]:
             cells = [f"{rows[s][name]['psnr']:.2f} / {rows[s][name]['ssim']:.4f}" for s in specs]
