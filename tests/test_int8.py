@@ -68,3 +68,32 @@ def test_int8_file_runs_near_fp32(int8_card: ModelCard, engine: str) -> None:
 def test_int8_without_a_file_is_one_clear_error(torch_card: ModelCard) -> None:  # noqa: F811
     with pytest.raises(ConfigError, match="int8"):
         create_backend("onnxruntime", torch_card, threads=1, precision="int8")
+
+
+def test_qat_simulates_the_int8_files_rounding_and_hands_back_plain_weights() -> None:
+    import torch
+
+    from streamsr.models import build_model
+    from train.qat import plain_state, simulate_int8
+
+    torch.manual_seed(0)
+    model = build_model("espcn", 2, features=(8, 8)).eval()
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(1, 1, 20, 20)
+    with torch.no_grad():
+        exact = model(x)
+    inner = simulate_int8(model)
+    assert len(inner) == 1 and inner[0] is model.body[2]  # the first and last convs stay float
+    model.train()
+    with torch.no_grad():
+        model(x)  # the observers see a batch
+    model.eval()
+    with torch.no_grad():
+        rounded = model(x)
+    diff = (rounded - exact).abs()
+    assert 0 < diff.max().item() < 0.05  # rounded, but the same picture
+    state = plain_state(model)
+    assert set(state) == set(reference)  # no simulation left: it loads into a plain model
+    plain = build_model("espcn", 2, features=(8, 8))
+    plain.load_state_dict(state)
+    assert torch.equal(plain.body[2].weight, reference["body.2.weight"])  # no step taken: unchanged
