@@ -25,6 +25,8 @@ _SUBCOMMAND_MODULES = {
     "live": ("streamsr.live", "enhance live cameras (RTSP, HTTP, webcams) to a window, browser page, re-stream or recording"),
     "build-engine": ("streamsr.build_engine", "build and cache a TensorRT engine ahead of time"),
     "bench-gpu": ("streamsr.bench_gpu", "inference and end-to-end speed on an NVIDIA GPU against its roofline"),
+    "batch": ("streamsr.batch.command", "enhance many files or folders into a mirrored tree: resumable, "
+                                        "parallel, long files split; on this machine or a Ray cluster"),
 }
 
 
@@ -50,6 +52,24 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "larger frames run as overlapping tiles (default: no limit)")
 
 
+def add_encode_arguments(p: argparse.ArgumentParser) -> None:
+    """Output options shared by enhance and batch."""
+    p.add_argument("--codec", default="h264", choices=sorted(ENCODERS), help="video codec (default h264)")
+    p.add_argument("--preset", default="veryfast", help="encoder speed preset (default veryfast)")
+    p.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
+    p.add_argument("--compare", action="store_true",
+                   help="write input (nearest), bicubic and model side by side")
+
+
+def enhance_options(args: argparse.Namespace) -> EnhanceOptions:
+    """EnhanceOptions from the arguments of add_model_arguments and add_encode_arguments."""
+    return EnhanceOptions(
+        scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
+        threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
+        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="streamsr", description="Real-time super-resolution for video.")
     parser.add_argument("--version", action="version", version=f"streamsr {__version__}")
@@ -61,11 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output video file, or output folder for images")
     add_model_arguments(p)
-    p.add_argument("--codec", default="h264", choices=sorted(ENCODERS), help="video codec (default h264)")
-    p.add_argument("--preset", default="veryfast", help="encoder speed preset (default veryfast)")
-    p.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
-    p.add_argument("--compare", action="store_true",
-                   help="write input (nearest), bicubic and model side by side")
+    add_encode_arguments(p)
 
     for name, (_module, help_text) in _SUBCOMMAND_MODULES.items():
         try:
@@ -81,11 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_enhance(args: argparse.Namespace) -> int:
-    options = EnhanceOptions(
-        scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
-        threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
-        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf),
-    )
+    options = enhance_options(args)
     progress = ProgressBar(total=None)
     result = enhance(args.input, args.output, options, on_frame=progress)
     progress.finish()

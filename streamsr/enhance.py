@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -58,17 +60,31 @@ def open_backend(options: EnhanceOptions) -> Backend:
     return backend
 
 
-def enhance(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None = None) -> EnhanceResult:
+def enhance(
+    input_path: Path,
+    output: Path,
+    options: EnhanceOptions,
+    on_frame: OnFrame | None = None,
+    *,
+    backend: Backend | None = None,
+    open_source: Callable[[Path], AvFileSource] | None = None,
+    copy_streams: bool = True,
+) -> EnhanceResult:
     """Upscale ``input_path`` into ``output``. Raises StreamSRError subclasses for bad input.
 
     ``on_frame(done)`` is called after each written frame; if it has a ``total`` attribute,
     that is set to the expected frame count (None when unknown) before the first frame.
+
+    For jobs of many files (streamsr.batch): ``backend`` is an open backend to use (and leave
+    open) instead of loading the model again; ``open_source`` makes the video source (e.g. one
+    segment of the file) instead of ``AvFileSource``; ``copy_streams=False`` writes the video
+    alone, without the input's audio and subtitles.
     """
     if not input_path.exists():
         raise InputError(f"input not found: {input_path}")
     if is_image_input(input_path):
-        return _enhance_images(input_path, output, options, on_frame)
-    return _enhance_video(input_path, output, options, on_frame)
+        return _enhance_images(input_path, output, options, on_frame, backend)
+    return _enhance_video(input_path, output, options, on_frame, backend, open_source or AvFileSource, copy_streams)
 
 
 def _post(options: EnhanceOptions):
@@ -80,11 +96,18 @@ def _policy(options: EnhanceOptions) -> PipelinePolicy:
                           keep_source_planes=options.compare)
 
 
-def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
+def _opened(options: EnhanceOptions, backend: Backend | None) -> AbstractContextManager[Backend]:
+    """The caller's open backend (left open), or a new one closed at the end."""
+    return nullcontext(backend) if backend is not None else open_backend(options)
+
+
+def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None,
+                   backend: Backend | None, open_source: Callable[[Path], AvFileSource],
+                   copy_streams: bool) -> EnhanceResult:
     check_output_path(output, [input_path])
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
         raise OutputError(f"a video input needs a video output file name (.mp4, .mkv, .mov), not {output}")
-    with AvFileSource(input_path) as source, open_backend(options) as backend:
+    with open_source(input_path) as source, _opened(options, backend) as backend:
         info = source.info
         cc = source.codec_context
         timing = StreamTiming(
@@ -96,7 +119,7 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
             color_trc=_enum(cc.color_trc),
             rotation=info.rotation,
         )
-        sink = AvFileSink(output, timing, options.encode, copy_from=input_path)
+        sink = AvFileSink(output, timing, options.encode, copy_from=input_path if copy_streams else None)
         _announce_total(on_frame, info.frames)
         pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)
         stats, interrupted = _run(pipeline, sink)
@@ -105,7 +128,8 @@ def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_f
         return EnhanceResult(stats, backend.describe(), backend.card.name, output, info.frames, interrupted)
 
 
-def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
+def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None,
+                    backend: Backend | None) -> EnhanceResult:
     source = ImageSource(input_path)
     single_file_target = input_path.is_file() and output.suffix.lower() in IMAGE_SUFFIXES
     if single_file_target:
@@ -126,7 +150,7 @@ def _enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_
             raise OutputError(f"an image input needs an output folder, and {folder} is a file")
         for file in source.files:
             check_output_path(folder / file.name, [file])
-    with open_backend(options) as backend:
+    with _opened(options, backend) as backend:
         sink = ImageFolderSink(folder, target)
         _announce_total(on_frame, len(source.files))
         pipeline = Pipeline(source, backend, sink, _policy(options), post=_post(options), on_frame=on_frame)

@@ -160,6 +160,7 @@ def make_clip(
     rotation: int = 0,
     crf: int = 12,
     faststart: bool = False,
+    gop: int | None = None,
 ) -> Clip:
     """Write a clip whose frame ``i`` shows index ``i``.
 
@@ -168,6 +169,7 @@ def make_clip(
     PyAV cannot encode mov_text, so subtitles are muxed from a .srt file as packets).
     ``full_range`` writes yuvj420p (JPEG range), ``bt709`` tags BT.709 matrix/primaries/transfer.
     ``faststart`` (MP4) puts the index (moov) before the media data, as web encoders do.
+    ``gop`` sets the keyframe interval in frames (default: the encoder's).
     """
     path = Path(path)
     if time_base is None:
@@ -192,6 +194,8 @@ def make_clip(
         v.time_base = time_base
         cc = v.codec_context
         cc.time_base = time_base
+        if gop is not None:
+            cc.gop_size = gop
         if full_range:
             cc.color_range = 2
         if bt709:
