@@ -126,9 +126,12 @@ def summary(report: BatchReport) -> str:
         width = min(max(len(f.key) for f in rows), 60)
         lines.append(f"  {'file':<{width}}  {'status':<11}  {'frames':>8}  {'fps':>7}  note")
         for f in rows[:MAX_ROWS]:
-            note = f.error if f.status == "failed" else (f.note + (f", {f.segments} segments" if f.segments else ""))
+            extra = [f.note] if f.note else []
+            extra += [f"{f.segments} segments"] if f.segments else []
+            extra += [f"{f.retries} retried"] if f.retries else []
+            note = f.error if f.status == "failed" else ", ".join(extra)
             fps = f"{f.fps:7.1f}" if f.status == "done" else f"{'':>7}"
-            lines.append(f"  {f.key:<{width}}  {f.status:<11}  {f.frames:>8}  {fps}  {(note or '').strip(', ')}")
+            lines.append(f"  {f.key:<{width}}  {f.status:<11}  {f.frames:>8}  {fps}  {note}")
         if len(rows) > MAX_ROWS:
             lines.append(f"  ... and {len(rows) - MAX_ROWS} more (--json has them all)")
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("done", "skipped", "failed", "interrupted")

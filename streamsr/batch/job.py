@@ -62,6 +62,7 @@ class FileReport:
     seconds: float = 0.0
     error: str | None = None
     segments: int = 0
+    retries: int = 0  # tasks run again after a worker died or crashed
     note: str = ""
 
     @property
@@ -430,7 +431,7 @@ class BatchJob:
         self.journal.file_done(f.item.key, f.item.src, fingerprint, frames, seconds, self._fp)
         segments = len(f.plan.segments) if f.plan is not None and not f.whole else 0
         self._reports[f.item.key] = FileReport(f.item.key, f.item.src, "done", frames, seconds,
-                                               segments=segments, note=f.note)
+                                               segments=segments, retries=_retries(f), note=f.note)
         self._done_frames[f.item.key] = frames
         self._close(f)
 
@@ -439,7 +440,7 @@ class BatchJob:
         self.journal.file_failed(f.item.key, f.item.src, error, self._fp)
         seconds = time.perf_counter() - (f.started or time.perf_counter())
         self._reports[f.item.key] = FileReport(f.item.key, f.item.src, "failed", seconds=seconds, error=error,
-                                               note=f.note)
+                                               retries=_retries(f), note=f.note)
         self._done_frames.pop(f.item.key, None)
         self._close(f)
         log.info("%s failed: %s", f.item.key, error)
@@ -518,6 +519,10 @@ class BatchJob:
             self._fail(f, f"{f.item.src} changed while it was processed (still being written?)")
             return
         self._done(f, f.fingerprint, future.result())
+
+
+def _retries(f: _File) -> int:
+    return sum(n - 1 for n in f.attempts.values())
 
 
 class _JobError(PipelineError):
