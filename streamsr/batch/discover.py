@@ -7,8 +7,9 @@ matches their path below the pattern's last literal folder, a named file its bar
     /archive/cam1/2024-05-01.avi  with SRC /archive     ->  OUTDIR/cam1/2024-05-01.mkv
     /archive/cam1/2024-05-01.mp4  with SRC '/archive/*/2024-05-*.mp4'  ->  OUTDIR/cam1/2024-05-01.mp4
 
-Folders contribute video files (by suffix, hidden files and folders skipped); a file named
-explicitly is taken whatever its suffix, so a bad one is reported rather than ignored.
+Folders and glob patterns contribute video files (by suffix; hidden files and folders are
+skipped); a file named explicitly is taken whatever its suffix, so a bad one is reported
+rather than ignored. Images are for ``streamsr enhance FOLDER``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamsr.errors import ConfigError, InputError
+from streamsr.sources.image_source import is_image_input
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ def discover(sources: list[str], outdir: Path, container: str = "same") -> list[
     for source in sources:
         path = Path(source)
         if path.is_file():
+            if is_image_input(path):
+                raise InputError(f"{path} is an image: streamsr batch takes videos (streamsr enhance takes "
+                                 "images and folders of images)")
             pairs.append((path, Path(path.name)))
         elif path.is_dir():
             files = _walk(path, skip)
@@ -103,7 +108,7 @@ def discover(sources: list[str], outdir: Path, container: str = "same") -> list[
             for m in matches:
                 if m.is_dir():
                     pairs += [(f, f.relative_to(base)) for f in _walk(m, skip)]
-                elif m.is_file() and not _inside(m.resolve(), skip):
+                elif m.is_file() and m.suffix.lower() in VIDEO_SUFFIXES and not _inside(m.resolve(), skip):
                     pairs.append((m, m.relative_to(base)))
         else:
             raise InputError(f"input not found: {source}")
