@@ -48,6 +48,7 @@ def _init(options: EnhanceOptions, queue: Any, parent: int) -> None:
         os._exit(1)
     _worker = Worker(options)
     _queue = queue
+    queue.cancel_join_thread()  # progress is best effort: never wait on it to exit
     queue.put(("hello", os.getpid(), ""))
 
 
@@ -132,6 +133,9 @@ class LocalRunner:
         self._frames.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pids.clear()
+        # a fresh progress queue: the dead process may have held the old one's lock
+        self._queue.close()
+        self._queue = self._ctx.Queue()
         self._pool = self._new_pool()
         return results
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from streamsr.backends.base import default_threads
 from streamsr.batch import sizing
 from streamsr.batch.worker import Task, TaskResult, Worker
 from streamsr.enhance import EnhanceOptions
@@ -76,23 +77,27 @@ class RayRunner:
             try:
                 if address:
                     ray.init(address=address, **kwargs)
-                else:
-                    ray.init(**kwargs)
+                else:  # the cores this process may use, as the local workers count them
+                    ray.init(num_cpus=default_threads(), **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise ConfigError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: "
                                   f"{str(e).splitlines()[0]}") from None
             self._started = True
         resources = ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
-        node_cpus = max([int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [cpus])
+        nodes = [float(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [float(cpus)]
         gpu = sizing.needs_gpu(options.engine, gpus > 0)
         if gpu and gpus == 0:
             raise ConfigError(f"--engine {options.engine} needs a GPU and the Ray cluster has none")
         self.workers = workers or sizing.default_workers(cpus, gpus, gpu, tasks)
-        threads = min(sizing.threads_per_worker(cpus, self.workers, options.threads), max(1, node_cpus))
+        threads = min(sizing.threads_per_worker(cpus, self.workers, options.threads), max(1, int(max(nodes))))
         self.options = replace(options, threads=threads)
+        reserve = _cpus_per_actor(nodes, self.workers, threads)
+        if gpu and self.workers > gpus:
+            raise ConfigError(f"{self.workers} workers on a GPU engine need {self.workers} GPUs; "
+                              f"the Ray cluster has {gpus}")
         self._actor_options: dict[str, Any] = dict(
-            num_cpus=1 if gpu else threads, num_gpus=1 if gpu else 0,
+            num_cpus=min(1.0, cpus / self.workers) if gpu else reserve, num_gpus=1 if gpu else 0,
             max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES, max_concurrency=2,
         )
         self._cls = ray.remote(RayWorker)
@@ -106,7 +111,7 @@ class RayRunner:
         self.cluster = f"{cpus} CPUs, {gpus} GPUs on {len([n for n in ray.nodes() if n.get('Alive')])} node(s)"
 
     def describe(self) -> str:
-        what = "1 GPU" if self._actor_options["num_gpus"] else f"{self._actor_options['num_cpus']} CPUs"
+        what = "1 GPU" if self._actor_options["num_gpus"] else f"{self._actor_options['num_cpus']:g} CPUs"
         return f"{self.workers} Ray actors ({what} each; cluster: {self.cluster})"
 
     def _new_actor(self, slot: int) -> Any:
@@ -176,6 +181,18 @@ class RayRunner:
         self._actors = []
         if self._started:
             self.ray.shutdown()
+
+
+def _cpus_per_actor(nodes: list[float], workers: int, threads: int) -> float:
+    """The CPUs each actor reserves: its threads, or less, so that all ``workers`` actors fit
+    on the nodes at once (an actor that does not fit would wait for ever)."""
+    for reserve in range(threads, 0, -1):
+        if sum(int(n // reserve) for n in nodes) >= workers:
+            return float(reserve)
+    share = min(n / max(1, workers) for n in nodes if n > 0) if any(nodes) else 1.0
+    while sum(int(n // share) for n in nodes) < workers:
+        share /= 2
+    return share
 
 
 def _first_line(e: BaseException) -> str:

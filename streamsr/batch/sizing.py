@@ -13,6 +13,8 @@ workers overlap one file's decode and encode with another's inference.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from streamsr.backends import cuda_visible
 
 GPU_ENGINES = ("cuda", "tensorrt")
@@ -24,6 +26,10 @@ def needs_gpu(engine: str, gpu_seen: bool) -> bool:
 
 
 def local_gpu() -> bool:
+    """Whether this machine has a CUDA GPU that torch sees. On Linux without an NVIDIA device
+    node the answer is no without importing torch (seconds, on a small machine)."""
+    if Path("/dev").is_dir() and not any(Path("/dev").glob("nvidia[0-9]*")):
+        return False
     return cuda_visible()
 
 
