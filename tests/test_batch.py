@@ -20,7 +20,7 @@ from synth import decode_video, make_clip, packets, read_index, vfr_pts
 
 from streamsr.batch import BatchOptions, discover, run_batch
 from streamsr.batch.discover import Item
-from streamsr.batch.journal import STATE_DIR, Journal
+from streamsr.batch.journal import STATE_DIR, Fingerprint, Journal
 from streamsr.enhance import EnhanceOptions
 from streamsr.errors import ConfigError, InputError, OutputError
 
@@ -132,7 +132,13 @@ def test_journal_survives_a_torn_last_line_and_compacts(tmp_path):
     with Journal(tmp_path) as j:
         assert j.files["a.mp4"]["state"] == "failed"
         assert j.files["b.mp4"]["state"] == "running"
-    assert len(path.read_text().splitlines()) == 2  # one record per file after compaction
+        j.segment_done("b.mp4", 0, "plan1", 10, "seg-0000.mp4")
+        j.segment_done("c.mp4", 0, "plan2", 10, "seg-0000.mp4")
+        j.file_done("c.mp4", Path("/in/c.mp4"), Fingerprint(1, 2, "ab"), 10, 1.0, {})
+    with Journal(tmp_path) as j:
+        assert j.segments_of("b.mp4", "plan1") and not j.segments_of("b.mp4", "plan0")
+        assert not j.segments_of("c.mp4", "plan2")  # c is done: its segments are dropped
+    assert len(path.read_text().splitlines()) == 4  # one record per file and per live segment
 
 
 def test_second_job_on_the_same_outdir_is_refused(tmp_path):

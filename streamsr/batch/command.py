@@ -101,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
         report = run_batch(items, args.output, options, args.container, on_progress, on_start)
     bar.finish()
     if args.json is not None:
-        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as e:
+            print(f"streamsr: warning: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
     print(summary(report))
     for f in report.files:
         if f.status == "failed":

@@ -94,6 +94,8 @@ class Journal:
         self._lock()
         for record in self._read():
             self._apply(record)
+        for key, index in [k for k in self.segments if self.files.get(k[0], {}).get("state") == "done"]:
+            del self.segments[(key, index)]  # a finished file's segments are gone
         self._compact()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
