@@ -19,7 +19,7 @@ from streamsr.batch import BatchOptions, run_batch
 from streamsr.batch.discover import Item
 from streamsr.batch.job import BatchJob
 from streamsr.batch.journal import STATE_DIR
-from streamsr.batch.segments import SegmentSpec, SpanSource, SplitError, join_segments, plan_segments
+from streamsr.batch.segments import SpanSource, SplitError, join_segments, plan_segments
 from streamsr.batch.worker import Task, TaskResult, Worker
 from streamsr.enhance import EnhanceOptions
 

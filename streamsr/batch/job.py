@@ -9,7 +9,6 @@ at most temporary files in the work folder, which the next run removes.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -461,10 +460,14 @@ class BatchJob:
         return plan, why, replace(before, sha256=sha256_file(f.item.src))
 
     def _join(self, f: _File) -> int:
+        """Join in the work folder (a killed job leaves nothing beside the target), then move."""
         assert f.plan is not None
-        f.target.parent.mkdir(parents=True, exist_ok=True)
         files = [f.work / f"seg-{s.index:04d}{SEGMENT_SUFFIX}" for s in f.plan.segments]
-        return join_segments(f.item.src, f.plan, files, f.target, self._stop)
+        joined = f.work / f"joined{f.target.suffix}"
+        frames = join_segments(f.item.src, f.plan, files, joined, self._stop)
+        if self._stop.is_set():
+            raise JoinCancelled(f"stopped before {f.target} was moved into place")
+        return frames
 
     def _on_io(self, what: str, f: _File, future: Future) -> None:
         if f.closed:
@@ -514,9 +517,12 @@ class BatchJob:
             return
         assert f.fingerprint is not None
         if (now.size, now.mtime_ns) != (f.fingerprint.size, f.fingerprint.mtime_ns):
-            with contextlib.suppress(OSError):
-                f.target.unlink()
             self._fail(f, f"{f.item.src} changed while it was processed (still being written?)")
+            return
+        try:
+            place(f.work / f"joined{f.target.suffix}", f.target)
+        except OSError as e:
+            self._fail(f, f"cannot write {f.target}: {e.strerror or e}")
             return
         self._done(f, f.fingerprint, future.result())
 
