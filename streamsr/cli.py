@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 
 from streamsr import __version__
+from streamsr.api import enhance_video
 from streamsr.backends import ENGINE_CHOICES
 from streamsr.backends.base import PRECISIONS
-from streamsr.api import enhance_video
-from streamsr.enhance import SCALES, EnhanceResult
+from streamsr.enhance import SCALES, EnhanceOptions, EnhanceResult
 from streamsr.errors import StreamSRError
 from streamsr.memory import parse_size
 from streamsr.progress import ProgressBar, table
 from streamsr.signals import interrupt_exit_code, interrupt_name, termination_as_interrupt
-from streamsr.sinks.av_sink import ENCODERS
+from streamsr.sinks.av_sink import ENCODERS, EncodeSettings
 from streamsr.sources.deinterlace import DEINTERLACE_MODES
 from streamsr.sources.integrity import DECODE_ERROR_POLICIES
 from streamsr.urls import install_log_masking, mask_text
@@ -31,6 +31,8 @@ _SUBCOMMAND_MODULES = {
     "live": ("streamsr.live", "enhance live cameras (RTSP, HTTP, webcams) to a window, browser page, re-stream or recording"),
     "build-engine": ("streamsr.build_engine", "build and cache a TensorRT engine ahead of time"),
     "bench-gpu": ("streamsr.bench_gpu", "inference and end-to-end speed on an NVIDIA GPU against its roofline"),
+    "batch": ("streamsr.batch.command", "enhance many files or folders into a mirrored tree: resumable, "
+                                        "parallel, long files split; on this machine or a Ray cluster"),
 }
 
 
@@ -57,24 +59,13 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: what the memory budget allows)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="streamsr", description="Real-time super-resolution for video.")
-    parser.add_argument("--version", action="version", version=f"streamsr {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-
-    p = sub.add_parser("enhance", help="upscale a video file, an image or a folder of images")
-    p.add_argument("input", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output video file, or output folder for images")
-    add_model_arguments(p)
+def add_encode_arguments(p: argparse.ArgumentParser) -> None:
+    """Input and output options shared by enhance and batch."""
     p.add_argument("--codec", default="h264", choices=sorted(ENCODERS), help="video codec (default h264)")
     p.add_argument("--preset", default="veryfast", help="encoder speed preset (default veryfast)")
     p.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
     p.add_argument("--compare", action="store_true",
                    help="write input (nearest), bicubic and model side by side")
-    p.add_argument("-y", "--force", action="store_true",
-                   help="overwrite output files that exist already (default: refuse, before any work)")
     p.add_argument("--on-decode-error", default="warn", choices=DECODE_ERROR_POLICIES,
                    help="frames of the input that cannot be decoded: 'warn' (default) writes the others, "
                         "names the loss on stderr and exits 0; 'fail' stops with an error and writes nothing")
@@ -88,6 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interlaced input: auto (default) deinterlaces flagged input one frame per frame; "
                         "field gives one frame per field (twice the rate); frame/field also deinterlace "
                         "unflagged input; off never deinterlaces")
+
+
+def enhance_options(args: argparse.Namespace) -> EnhanceOptions:
+    """EnhanceOptions from the arguments of add_model_arguments and add_encode_arguments (batch's files)."""
+    return EnhanceOptions(
+        scale=args.scale, model=args.model, engine=args.engine, precision=args.precision,
+        threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
+        encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt),
+        on_decode_error=args.on_decode_error, deinterlace=args.deinterlace, memory_budget=args.memory_budget,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="streamsr", description="Real-time super-resolution for video.")
+    parser.add_argument("--version", action="version", version=f"streamsr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("enhance", help="upscale a video file, an image or a folder of images")
+    p.add_argument("input", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output video file, or output folder for images")
+    add_model_arguments(p)
+    add_encode_arguments(p)
+    p.add_argument("-y", "--force", action="store_true",
+                   help="overwrite output files that exist already (default: refuse, before any work)")
 
     for name, (_module, help_text) in _SUBCOMMAND_MODULES.items():
         try:

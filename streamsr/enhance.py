@@ -8,6 +8,8 @@ fits a memory budget (streamsr.memory): batches are capped, large frames tiled, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -89,11 +91,25 @@ def check_options(options: EnhanceOptions) -> None:
                           f"not {options.on_decode_error!r}")
 
 
-def enhance(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None = None) -> EnhanceResult:
+def enhance(
+    input_path: Path,
+    output: Path,
+    options: EnhanceOptions,
+    on_frame: OnFrame | None = None,
+    *,
+    backend: Backend | None = None,
+    open_source: Callable[[Path], AvFileSource] | None = None,
+    copy_streams: bool = True,
+) -> EnhanceResult:
     """Upscale ``input_path`` into ``output``. Raises StreamSRError subclasses for bad input.
 
     ``on_frame(done)`` is called after each written frame; if it has a ``total`` attribute,
     that is set to the expected frame count (None when unknown) before the first frame.
+
+    For jobs of many files (streamsr.batch): ``backend`` is an open backend to use (and leave
+    open) instead of loading the model again; ``open_source`` makes the video source (e.g. one
+    segment of the file) instead of ``AvFileSource``; ``copy_streams=False`` writes the video
+    alone, without the input's audio and subtitles.
     """
     check_options(options)
     if str(input_path) == "-":
@@ -105,8 +121,8 @@ def enhance(input_path: Path, output: Path, options: EnhanceOptions, on_frame: O
     if is_image_input(input_path):
         from streamsr.enhance_images import enhance_images
 
-        return enhance_images(input_path, output, options, on_frame)
-    return _enhance_video(input_path, output, options, on_frame)
+        return enhance_images(input_path, output, options, on_frame, backend)
+    return _enhance_video(input_path, output, options, on_frame, backend, open_source, copy_streams)
 
 
 def post_process(options: EnhanceOptions):
@@ -132,22 +148,34 @@ def plan_run(options: EnhanceOptions, backend: Backend, width: int, height: int,
     return plan
 
 
-def _enhance_video(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
+def opened_backend(options: EnhanceOptions, backend: Backend | None, bit_depth: int = 8) -> AbstractContextManager[Backend]:
+    """The caller's open backend (left open), or a new one closed at the end."""
+    return nullcontext(backend) if backend is not None else open_backend(options, bit_depth)
+
+
+def _enhance_video(
+    input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None,
+    backend: Backend | None = None, open_source: Callable[[Path], AvFileSource] | None = None,
+    copy_streams: bool = True,
+) -> EnhanceResult:
     check_output_path(output, [input_path], force=options.force)
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
         raise OutputError(f"a video input needs a video output file name (.mp4, .mkv, .mov), not {output}")
     check_encode_settings(options.encode)
-    with AvFileSource(input_path, on_decode_error=options.on_decode_error, deinterlace=options.deinterlace) as source:
+    copy_from = input_path if copy_streams else None
+    make_source = open_source or partial(AvFileSource, on_decode_error=options.on_decode_error,
+                                         deinterlace=options.deinterlace)
+    with make_source(input_path) as source:
         info, layout = source.info, source.layout
         timing = output_timing(source, output)
         check_video_output(output, _output_size(info.width, info.height, options), timing, options.encode,
-                           copy_from=input_path)
+                           copy_from=copy_from)
         sweep_stale(output.parent if str(output.parent) else Path("."))
-        with open_backend(options, layout.bits) as backend:
+        with opened_backend(options, backend, layout.bits) as backend:
             _set_luma(backend, LumaScale(layout.bits, source.full_range))
             plan = plan_run(options, backend, info.width, info.height, 1 if layout.bits <= 8 else 2,
                             0.0 if layout.gray else 2 / (1 << (layout.log2_chroma_w + layout.log2_chroma_h)))
-            sink = AvFileSink(output, timing, options.encode, copy_from=input_path)
+            sink = AvFileSink(output, timing, options.encode, copy_from=copy_from)
             sink.overwrite = options.force
             frames = FirstSize(source, full_range=source.full_range)
             announce_total(on_frame, info.frames)

@@ -13,12 +13,13 @@ from streamsr.enhance import (
     EnhanceOptions,
     EnhanceResult,
     announce_total,
-    open_backend,
+    opened_backend,
     pipeline_policy,
     plan_run,
     post_process,
     run_and_commit,
 )
+from streamsr.backends.base import Backend
 from streamsr.errors import InputError, OutputError
 from streamsr.pipeline.pipeline import OnFrame, Pipeline
 from streamsr.sinks.atomic import check_output_path, same_file, sweep_stale
@@ -28,7 +29,8 @@ from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource
 _LISTED = 5  # names shown in a message before "..."
 
 
-def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None) -> EnhanceResult:
+def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_frame: OnFrame | None,
+                   backend: Backend | None = None) -> EnhanceResult:
     if input_path.is_file() and output.suffix.lower() in IMAGE_SUFFIXES:
         check_output_path(output, [input_path], force=options.force)
         source, folder, target, created = ImageSource(input_path), output.parent, output, False
@@ -42,7 +44,7 @@ def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_f
         if parent.is_dir():
             sweep_stale(parent)
     try:
-        with open_backend(options) as backend:
+        with opened_backend(options, backend) as backend:
             if getattr(backend, "upscales_chroma", False):  # the GPU engines move uint8 planes only
                 source.max_bits = 8
             sink = ImageFolderSink(folder, target, overwrite=options.force)

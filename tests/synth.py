@@ -199,6 +199,7 @@ def make_clip(
     stream_metadata: dict[str, dict[str, str]] | None = None,
     dispositions: dict[str, str] | None = None,
     chapters: Sequence[tuple[float, float, str]] = (),
+    gop: int | None = None,
 ) -> Clip:
     """Write a clip whose frame ``i`` shows index ``i``.
 
@@ -213,6 +214,7 @@ def make_clip(
     ``metadata`` goes on the container, ``stream_metadata`` on the "video"/"audio"/"subtitle" stream,
     ``dispositions`` sets one flag by name ("default", "forced") on such a stream.
     ``chapters`` are (start s, end s, title).
+    ``gop`` sets the keyframe interval in frames (default: the encoder's).
     """
     path = Path(path)
     if time_base is None:
@@ -237,6 +239,8 @@ def make_clip(
         v.time_base = time_base
         cc = v.codec_context
         cc.time_base = time_base
+        if gop is not None:
+            cc.gop_size = gop
         if full_range:
             cc.color_range = 2
         if bt709:
