@@ -25,12 +25,15 @@ import numpy as np
 from streamsr import zoo
 from streamsr.backends import AUTO_ORDER, create_backend, installed_backends
 from streamsr.backends.base import PRECISIONS, default_threads
+from streamsr.colour import BT601_TV, rgb_to_yuv420_swscale
+from streamsr.encoding import VideoEncoding
 from streamsr.errors import BackendUnavailable, ConfigError, InputError, ModelError, OutputError
 from streamsr.pipeline.pipeline import Pipeline, PipelinePolicy
 from streamsr.postprocess import finish
 from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
 from streamsr.sources.av_source import AvFileSource
-from streamsr.synthetic import rgb_to_yuv420, scene_frames, write_clip
+from streamsr.sinks.video_stream import add_video_stream, encode, write_clip
+from streamsr.synthetic import scene_frames
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,8 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
 
 
 def synthetic_clip(path: Path, frames: int, size: tuple[int, int] = (768, 576)) -> Path:
-    write_clip(path, (rgb_to_yuv420(f) for f in scene_frames(*size, frames)), rate=Fraction(25), lossless=False)
+    planes = (rgb_to_yuv420_swscale(f, BT601_TV) for f in scene_frames(*size, frames))
+    write_clip(path, planes, rate=Fraction(25), lossless=False)
     return path
 
 
@@ -197,15 +201,13 @@ def peer_fps(clip: Path, count: int, scale: int, models: Path, settings: EncodeS
         for frame in islice(inp.decode(video=0), count):
             up = sr.upsample(frame.to_ndarray(format="bgr24"))
             if stream is None:
-                stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
-                stream.height, stream.width = up.shape[:2]
-                stream.pix_fmt = "yuv420p"
-                stream.codec_context.options = {"preset": settings.preset, "crf": str(settings.crf)}
-            for packet in stream.encode(av.VideoFrame.from_ndarray(up, format="bgr24")):
-                out.mux(packet)
+                encoding = VideoEncoding("h264", preset=settings.preset, crf=settings.crf)
+                stream = add_video_stream(out, encoding, (up.shape[1], up.shape[0]),
+                                          rate=inp.streams.video[0].average_rate)
+            # the peer's own loop: FFmpeg converts its BGR to the encoder's YUV, as it would for the peer
+            encode(out, stream, av.VideoFrame.from_ndarray(up, format="bgr24"))
             n += 1
-        for packet in stream.encode(None):
-            out.mux(packet)
+        encode(out, stream, None)
         return n / (time.perf_counter() - t0)
 
 

@@ -21,16 +21,15 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 import cv2
-import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streamsr.colour import Colour, ycbcr_to_bgr
+from streamsr.colour import ycbcr_to_bgr
 from streamsr.errors import ConfigError, OutputError
 from streamsr.sinks.preview_access import Credentials, HostCheck, check_exposure
 from streamsr.types import Frame
@@ -55,13 +54,9 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, number
 
 
-def planes_to_bgr420(planes: tuple[np.ndarray, np.ndarray, np.ndarray], colour: Colour | None = None) -> np.ndarray:
-    """(Y, Cb, Cr) planes to a BGR picture in their own matrix and range (None: BT.601 limited)."""
-    return ycbcr_to_bgr(planes, colour)
-
-
 def encode_jpeg(frame: Frame, quality: int) -> bytes | None:
-    ok, data = cv2.imencode(".jpg", planes_to_bgr420(frame.planes, frame.colour), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    bgr = ycbcr_to_bgr(frame.planes, frame.colour)  # in the frame's own matrix and range
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return data.tobytes() if ok else None
 
 
