@@ -97,6 +97,18 @@ def unit_to_luma(values: np.ndarray, scale: LumaScale) -> np.ndarray:
     return y.astype(scale.dtype)
 
 
+def unit_to_full_range(unit: np.ndarray) -> np.ndarray:
+    """The models' unit (limited-range luma: black 16/255, white 235/255) as full-range luma in
+    [0, 1], unrounded: what OpenCV's YCrCb and JPEG call Y (dnn_superres feeds its nets this)."""
+    return (unit * 255.0 - 16.0) / 219.0
+
+
+def full_range_to_unit(full: np.ndarray) -> np.ndarray:
+    """Full-range luma in [0, 1] as the models' unit, unrounded (the inverse of unit_to_full_range;
+    LumaScale(8, full_range=True) maps 8-bit full-range codes the same way)."""
+    return (full * 219.0 + 16.0) / 255.0
+
+
 def chroma_factor(plane_len: int, luma_len: int) -> int:
     """The power of two that maps a luma length to this chroma length (odd sizes round up)."""
     for factor in (1, 2, 4):

@@ -81,3 +81,13 @@ def test_gpu_constants_are_the_ones_the_gpu_path_had() -> None:
     assert LumaScale(8, True).from_unit() == (16.0 / 255.0, 255.0 * 255.0 / 219.0)
     assert LumaScale(8, False).to_unit() == (1.0 / 255.0, 0.0)
     assert LumaScale(8, False).from_unit() == (0.0, 255.0)
+
+
+def test_full_range_unit_conversions_agree_with_luma_scale() -> None:
+    """benchmarks/quality.py feeds OpenCV's dnn_superres full-range Y through these."""
+    codes = np.arange(256, dtype=np.uint8)
+    unit = colour.luma_to_unit(codes, LumaScale(8, full_range=True)).astype(np.float64)
+    np.testing.assert_allclose(colour.unit_to_full_range(unit), codes / 255.0, atol=1e-6)
+    np.testing.assert_allclose(colour.full_range_to_unit(codes / 255.0), unit, atol=1e-6)
+    x = np.linspace(-0.1, 1.1, 101)
+    np.testing.assert_allclose(colour.full_range_to_unit(colour.unit_to_full_range(x)), x, atol=1e-12)
