@@ -223,6 +223,31 @@ class Colour:
 BT601_TV = Colour("smpte170m", "tv")
 
 
+# Untagged *files* (enhance) are tagged with the players' guess from the size, as FFmpeg and mpv
+# make it. Live frames use colour_from_tags' rule (HD_HEIGHT) instead; the two differ for
+# 577..719 lines and for 1280-wide video of 576 lines or fewer, and are kept as they were.
+_UNSPECIFIED = 2  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC unspecified (the range's is 0)
+
+
+def is_hd(width: int, height: int) -> bool:
+    """The size rule players use for untagged video (FFmpeg's and mpv's: BT.709 from 1280 wide or above 576 lines)."""
+    return width >= 1280 or height > 576
+
+
+def implied_colour(width: int, height: int, colorspace: int | None, primaries: int | None,
+                   color_range: int | None) -> tuple[int, int, int]:
+    """(matrix, primaries, range), FFmpeg's numbers, that a player assumes for a stream of this
+    size and these tags: what is tagged stays, the rest is guessed."""
+    hd = is_hd(width, height)
+    if colorspace in (None, _UNSPECIFIED):
+        colorspace = MATRICES["bt709" if hd else "smpte170m"]
+    if primaries in (None, _UNSPECIFIED):
+        primaries = PRIMARIES["bt709" if hd else ("bt470bg" if height == 576 else "smpte170m")]
+    if color_range in (None, 0):
+        color_range = RANGES["tv"]
+    return colorspace, primaries, color_range
+
+
 def colour_from_tags(colorspace: int | None, color_range: int | None, height: int, *, full_range_format: bool = False,
                      primaries: int | None = None, transfer: int | None = None) -> Colour:
     """The ``Colour`` of decoded video from FFmpeg's tags; what is untagged is inferred.
