@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from streamsr.errors import ConfigError
+
 ENCODERS = {"h264": "libx264", "hevc": "libx265"}
 _PARAMS_OPTION = {"h264": "x264-params", "hevc": "x265-params"}
 
@@ -31,7 +33,7 @@ class VideoEncoding:
 
     def __post_init__(self) -> None:
         if self.codec not in ENCODERS:
-            raise ValueError(f"unknown codec {self.codec!r} (choose from {', '.join(ENCODERS)})")
+            raise ConfigError(f"unknown codec {self.codec!r} (choose from {', '.join(ENCODERS)})")
 
     @property
     def encoder(self) -> str:

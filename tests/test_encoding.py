@@ -55,7 +55,9 @@ def test_hevc_recordings_now_get_their_gop_too() -> None:
 
 
 def test_unknown_codec_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown codec"):
+    from streamsr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown codec"):
         VideoEncoding("vp9")
 
 
