@@ -26,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from streamsr.colour import full_range_to_unit, unit_to_full_range  # noqa: E402
 from streamsr.evaluate import evaluate_images, load_dataset, onnx_upscaler  # noqa: E402
 from streamsr.lr_degrade import LRDegradation  # noqa: E402
 from streamsr.types import ModelCard  # noqa: E402
@@ -54,8 +55,8 @@ def peer_upscaler(pb: Path) -> Upscaler:
 
     def upscale(lr_y: np.ndarray) -> np.ndarray:
         # dnn_superres feeds its nets full-range Y (OpenCV's YCrCb); the protocol's Y is limited range
-        net.setInput(((lr_y * 255.0 - 16.0) / 219.0)[None, None].astype(np.float32))
-        return (net.forward()[0, 0] * 219.0 + 16.0) / 255.0
+        net.setInput(unit_to_full_range(lr_y)[None, None].astype(np.float32))
+        return full_range_to_unit(net.forward()[0, 0])
 
     return upscale
 

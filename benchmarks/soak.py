@@ -42,7 +42,7 @@ def sample() -> dict[str, float]:
             "tasks": len(os.listdir("/proc/self/task")), "fds": len(os.listdir("/proc/self/fd"))}
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--restart-every", type=float, default=300.0, metavar="S")
@@ -51,7 +51,11 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=60.0, metavar="S", help="memory baseline taken after this")
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--json", type=Path, default=None)
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    a = _arguments()
     reason = unavailable_reason()
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
@@ -63,28 +67,9 @@ def main() -> int:
     pipe = LivePipeline(cams, backend, policy=LivePolicy())
     preview = PreviewServer([c.name for c in cams], LiveStatus(lambda: pipe.metrics), "127.0.0.1", 0)
     pipe.outputs.append(preview)
-    samples, restarts = [], 0
-    end = time.monotonic() + a.minutes * 60
-    next_restart = time.monotonic() + a.restart_every
-    baseline = None
-    t_start = time.monotonic()
     try:
         pipe.start()
-        while time.monotonic() < end:
-            time.sleep(min(5.0, max(0.0, end - time.monotonic())))
-            s = sample()
-            samples.append(s)
-            if baseline is None and s["t"] - t_start >= a.warmup:
-                baseline = s
-            if time.monotonic() >= next_restart and time.monotonic() + 30 < end:
-                server = servers[restarts % 2]
-                server.stop()
-                time.sleep(a.down_for)
-                server.start()
-                restarts += 1
-                next_restart = time.monotonic() + a.restart_every
-                print(f"{time.monotonic() - t_start:7.0f} s: restarted server {restarts % 2 or 2} ({restarts} so far); "
-                      f"rss {s['rss_mib']:.0f} MiB, threads {s['threads']}, fds {s['fds']}", flush=True)
+        samples, baseline, restarts = _soak(a, servers)
         time.sleep(5)  # let the last reconnect land
         final = sample()
         snaps = [c.metrics.snapshot(whole_run=True) for c in cams]
@@ -95,7 +80,40 @@ def main() -> int:
         for s in servers:
             s.stop()
         backend.close()
-    baseline = baseline or samples[0]
+    result = _verdict(a, baseline or samples[0], final, restarts, snaps)
+    print(json.dumps(result, indent=2))
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if all(result["checks"].values()) else 1
+
+
+def _soak(a: argparse.Namespace, servers: list) -> tuple[list[dict[str, float]], dict[str, float] | None, int]:
+    """Run for ``a.minutes``, sampling every 5 s and restarting one server in turn every
+    ``a.restart_every``; the samples, the baseline after the warm-up and the restarts."""
+    samples, restarts, baseline = [], 0, None
+    t_start = time.monotonic()
+    end = t_start + a.minutes * 60
+    next_restart = t_start + a.restart_every
+    while time.monotonic() < end:
+        time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+        s = sample()
+        samples.append(s)
+        if baseline is None and s["t"] - t_start >= a.warmup:
+            baseline = s
+        if time.monotonic() >= next_restart and time.monotonic() + 30 < end:
+            server = servers[restarts % 2]
+            server.stop()
+            time.sleep(a.down_for)
+            server.start()
+            restarts += 1
+            next_restart = time.monotonic() + a.restart_every
+            print(f"{time.monotonic() - t_start:7.0f} s: restarted server {restarts % 2 or 2} ({restarts} so far); "
+                  f"rss {s['rss_mib']:.0f} MiB, threads {s['threads']}, fds {s['fds']}", flush=True)
+    return samples, baseline, restarts
+
+
+def _verdict(a: argparse.Namespace, baseline: dict[str, float], final: dict[str, float], restarts: int,
+             snaps: list[dict]) -> dict:
     growth = (final["rss_mib"] - baseline["rss_mib"]) / baseline["rss_mib"]
     outages = sum(s["outages"] for s in snaps)
     reconnects = sum(s["reconnects"] for s in snaps)
@@ -105,15 +123,11 @@ def main() -> int:
         "no_fd_leak": final["fds"] <= baseline["fds"] + 2,
         "every_outage_recovered": outages == restarts == reconnects and all(s["connected"] for s in snaps),
     }
-    result = {"command": " ".join(sys.argv), "minutes": a.minutes, "restarts": restarts, "outages": outages,
-              "reconnects": reconnects, "baseline": baseline, "final": final, "rss_growth": round(growth, 4),
-              "cameras": {s["camera"]: {k: s[k] for k in ("frames_in", "frames_out", "dropped", "latency_s",
-                                                          "outages", "reconnects", "uptime_s")} for s in snaps},
-              "checks": checks}
-    print(json.dumps(result, indent=2))
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if all(checks.values()) else 1
+    return {"command": " ".join(sys.argv), "minutes": a.minutes, "restarts": restarts, "outages": outages,
+            "reconnects": reconnects, "baseline": baseline, "final": final, "rss_growth": round(growth, 4),
+            "cameras": {s["camera"]: {k: s[k] for k in ("frames_in", "frames_out", "dropped", "latency_s",
+                                                        "outages", "reconnects", "uptime_s")} for s in snaps},
+            "checks": checks}
 
 
 if __name__ == "__main__":

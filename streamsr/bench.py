@@ -25,12 +25,16 @@ import numpy as np
 from streamsr import zoo
 from streamsr.backends import AUTO_ORDER, create_backend, installed_backends
 from streamsr.backends.base import PRECISIONS, default_threads
+from streamsr.colour import BT601_TV, rgb_to_yuv420_swscale
+from streamsr.encoding import VideoEncoding
 from streamsr.errors import BackendUnavailable, ConfigError, InputError, ModelError, OutputError
 from streamsr.pipeline.pipeline import Pipeline, PipelinePolicy
 from streamsr.postprocess import finish
 from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
 from streamsr.sources.av_source import AvFileSource
-from streamsr.synthetic import rgb_to_yuv420, scene_frames, write_clip
+from streamsr.sinks.video_stream import add_video_stream, encode, write_clip
+from streamsr.synthetic import scene_frames
+from streamsr.types import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,8 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
 
 
 def synthetic_clip(path: Path, frames: int, size: tuple[int, int] = (768, 576)) -> Path:
-    write_clip(path, (rgb_to_yuv420(f) for f in scene_frames(*size, frames)), rate=Fraction(25), lossless=False)
+    planes = (rgb_to_yuv420_swscale(f, BT601_TV) for f in scene_frames(*size, frames))
+    write_clip(path, planes, rate=Fraction(25), lossless=False)
     return path
 
 
@@ -197,15 +202,13 @@ def peer_fps(clip: Path, count: int, scale: int, models: Path, settings: EncodeS
         for frame in islice(inp.decode(video=0), count):
             up = sr.upsample(frame.to_ndarray(format="bgr24"))
             if stream is None:
-                stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
-                stream.height, stream.width = up.shape[:2]
-                stream.pix_fmt = "yuv420p"
-                stream.codec_context.options = {"preset": settings.preset, "crf": str(settings.crf)}
-            for packet in stream.encode(av.VideoFrame.from_ndarray(up, format="bgr24")):
-                out.mux(packet)
+                encoding = VideoEncoding("h264", preset=settings.preset, crf=settings.crf)
+                stream = add_video_stream(out, encoding, (up.shape[1], up.shape[0]),
+                                          rate=inp.streams.video[0].average_rate)
+            # the peer's own loop: FFmpeg converts its BGR to the encoder's YUV, as it would for the peer
+            encode(out, stream, av.VideoFrame.from_ndarray(up, format="bgr24"))
             n += 1
-        for packet in stream.encode(None):
-            out.mux(packet)
+        encode(out, stream, None)
         return n / (time.perf_counter() - t0)
 
 
@@ -268,37 +271,15 @@ def run(args: argparse.Namespace) -> int:
         tmp = Path(tmp_name)
         clip = args.input or synthetic_clip(tmp / "clip.mp4", args.frames)
         frames, decode_fps = decode_frames(clip, args.frames)
-        width, height = frames[0].size
         with AvFileSource(clip) as src:
             timing = StreamTiming(time_base=src.info.time_base, rate=src.info.rate)
+        bench = _Bench(args, clip, frames, timing, settings, mm, tmp)
         for scale in scales:
             card = zoo.resolve_model(args.model, scale)
-            for engine in _engines(args.engines):
-                for precision in precisions:
-                    try:
-                        backend = create_backend(engine, card, threads=args.threads, precision=precision)
-                    except (BackendUnavailable, ConfigError, ModelError) as e:
-                        print(f"skip {engine} {precision}: {e}")
-                        continue
-                    precision = backend.precision
-                    with backend:
-                        print(f"x{scale} {engine} {precision}: inference ...", flush=True)
-                        infer_fps, outputs = time_inference(backend, frames, args.batch)
-                        print(f"x{scale} {engine} {precision}: encode, end to end ...", flush=True)
-                        encode_fps = time_encode(frames, outputs, scale, timing, settings, tmp)
-                        stats = time_end_to_end(clip, args.frames, backend, scale, args.batch, settings, tmp)
-                    gflops = 2 * card.macs_per_pixel * width * height * infer_fps / 1e9
-                    results.append(EngineResult(
-                        engine=engine, precision=precision, scale=scale, model=card.name, width=width,
-                        height=height, frames=len(frames), batch=args.batch, infer_fps=infer_fps,
-                        gflops=gflops, matmul_fraction=gflops / mm, encode_fps=encode_fps, e2e_fps=stats.fps,
-                        e2e_over_infer=stats.fps / infer_fps, e2e_stage_ms=stats.stage_ms_per_frame,
-                    ))
+            results += [r for engine in _engines(args.engines) for precision in precisions
+                        if (r := bench.measure(engine, precision, card, scale)) is not None]
             if not args.no_peer:
-                models = _peer_dir(args.peer_models)
-                peers[scale] = peer_fps(clip, args.frames, scale, models, settings, tmp) if models else None
-                if models is None:
-                    log.warning("peer skipped: no peer model folder found (use --peer-models)")
+                peers[scale] = bench.peer(scale)
     report = {
         "machine": machine_info(),
         "matmul_gflops": mm,
@@ -314,6 +295,50 @@ def run(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {path}")
     return 0
+
+
+@dataclass
+class _Bench:
+    """One benchmark run's clip, decoded frames and settings; measures one engine at a time."""
+
+    args: argparse.Namespace
+    clip: Path
+    frames: list
+    timing: StreamTiming
+    settings: EncodeSettings
+    matmul_gflops: float
+    tmp: Path
+
+    def measure(self, engine: str, precision: str, card: ModelCard, scale: int) -> EngineResult | None:
+        """Inference alone, encode alone and end to end; None (and a line) when it cannot run."""
+        args = self.args
+        try:
+            backend = create_backend(engine, card, threads=args.threads, precision=precision)
+        except (BackendUnavailable, ConfigError, ModelError) as e:
+            print(f"skip {engine} {precision}: {e}")
+            return None
+        precision = backend.precision
+        with backend:
+            print(f"x{scale} {engine} {precision}: inference ...", flush=True)
+            infer_fps, outputs = time_inference(backend, self.frames, args.batch)
+            print(f"x{scale} {engine} {precision}: encode, end to end ...", flush=True)
+            encode_fps = time_encode(self.frames, outputs, scale, self.timing, self.settings, self.tmp)
+            stats = time_end_to_end(self.clip, args.frames, backend, scale, args.batch, self.settings, self.tmp)
+        width, height = self.frames[0].size
+        gflops = 2 * card.macs_per_pixel * width * height * infer_fps / 1e9
+        return EngineResult(
+            engine=engine, precision=precision, scale=scale, model=card.name, width=width,
+            height=height, frames=len(self.frames), batch=args.batch, infer_fps=infer_fps,
+            gflops=gflops, matmul_fraction=gflops / self.matmul_gflops, encode_fps=encode_fps, e2e_fps=stats.fps,
+            e2e_over_infer=stats.fps / infer_fps, e2e_stage_ms=stats.stage_ms_per_frame,
+        )
+
+    def peer(self, scale: int) -> float | None:
+        models = _peer_dir(self.args.peer_models)
+        if models is None:
+            log.warning("peer skipped: no peer model folder found (use --peer-models)")
+            return None
+        return peer_fps(self.clip, self.args.frames, scale, models, self.settings, self.tmp)
 
 
 def print_report(report: dict) -> None:

@@ -2,8 +2,17 @@
 
 Video stays in YCbCr end to end: Y-channel models see the decoded Y plane, chroma is
 upscaled classically and the output is written with the input's matrix and range, so no
-RGB round trip happens per frame. Images (RGB files) are converted with the full-range
-BT.601 matrix that JPEG uses, which OpenCV's YCrCb conversion implements.
+RGB round trip happens per frame. Every conversion between RGB/BGR and YCbCr in streamsr is
+here, each named with its matrix and range:
+
+- images (RGB files): full-range BT.601, as JPEG does (OpenCV's YCrCb): ``bgr_to_planes``;
+- live frames (preview, window, webcams): the frame's own ``Colour``: ``ycbcr_to_bgr``,
+  ``bgr_to_ycbcr``, ``bgr_to_yuv420``;
+- generated clips and codec round trips: FFmpeg's swscale in a given ``Colour``:
+  ``rgb_to_yuv420_swscale`` (what FFmpeg itself would encode from RGB);
+- the evaluation protocol's Y: BT.601 limited range as MATLAB's ``rgb2ycbcr``:
+  ``matlab_rgb2ycbcr_y``;
+- code values of luma to the models' [0, 1] and back: ``LumaScale``.
 """
 from __future__ import annotations
 
@@ -52,31 +61,52 @@ class LumaScale:
     def dtype(self) -> type:
         return np.uint8 if self.bits <= 8 else np.uint16
 
+    def to_unit(self) -> tuple[float, float]:
+        """(gain, offset) of the map to the models' unit: ``unit = code * gain + offset``."""
+        if self.full_range:
+            return _FULL_GAIN / self.unit, _FULL_OFFSET
+        return 1.0 / self.unit, 0.0
+
+    def from_unit(self) -> tuple[float, float]:
+        """(offset, gain) of the way back: ``code = (unit - offset) * gain`` (before rounding)."""
+        if self.full_range:
+            return _FULL_OFFSET, self.unit / _FULL_GAIN
+        return 0.0, self.unit
+
 
 _FULL_GAIN, _FULL_OFFSET = 219.0 / 255.0, 16.0 / 255.0  # full-range E -> the models' limited-range unit
 
 
 def luma_to_unit(planes: np.ndarray, scale: LumaScale) -> np.ndarray:
     """uint8/uint16 code values -> float32 in the models' [0, 1] (see LumaScale)."""
+    gain, offset = scale.to_unit()
     x = planes.astype(np.float32)
-    if scale.full_range:
-        x *= _FULL_GAIN / scale.unit
-        x += _FULL_OFFSET
-        return x
-    x *= 1.0 / scale.unit
+    x *= gain
+    if offset:
+        x += offset
     return x
 
 
 def unit_to_luma(values: np.ndarray, scale: LumaScale) -> np.ndarray:
     """Floats from a model -> code values of ``scale``, rounded and clamped to [0, peak]."""
+    offset, gain = scale.from_unit()
     y = np.asarray(values, dtype=np.float32)
-    if scale.full_range:
-        y = (y - _FULL_OFFSET) * (scale.unit / _FULL_GAIN)
-    else:
-        y = y * scale.unit
+    y = (y - offset) * gain if offset else y * gain
     y += 0.5
     np.clip(y, 0.0, float(scale.peak), out=y)
     return y.astype(scale.dtype)
+
+
+def unit_to_full_range(unit: np.ndarray) -> np.ndarray:
+    """The models' unit (limited-range luma: black 16/255, white 235/255) as full-range luma in
+    [0, 1], unrounded: what OpenCV's YCrCb and JPEG call Y (dnn_superres feeds its nets this)."""
+    return (unit * 255.0 - 16.0) / 219.0
+
+
+def full_range_to_unit(full: np.ndarray) -> np.ndarray:
+    """Full-range luma in [0, 1] as the models' unit, unrounded (the inverse of unit_to_full_range;
+    LumaScale(8, full_range=True) maps 8-bit full-range codes the same way)."""
+    return (full * 219.0 + 16.0) / 255.0
 
 
 def chroma_factor(plane_len: int, luma_len: int) -> int:
@@ -193,6 +223,31 @@ class Colour:
 BT601_TV = Colour("smpte170m", "tv")
 
 
+# Untagged *files* (enhance) are tagged with the players' guess from the size, as FFmpeg and mpv
+# make it. Live frames use colour_from_tags' rule (HD_HEIGHT) instead; the two differ for
+# 577..719 lines and for 1280-wide video of 576 lines or fewer, and are kept as they were.
+_UNSPECIFIED = 2  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC unspecified (the range's is 0)
+
+
+def is_hd(width: int, height: int) -> bool:
+    """The size rule players use for untagged video (FFmpeg's and mpv's: BT.709 from 1280 wide or above 576 lines)."""
+    return width >= 1280 or height > 576
+
+
+def implied_colour(width: int, height: int, colorspace: int | None, primaries: int | None,
+                   color_range: int | None) -> tuple[int, int, int]:
+    """(matrix, primaries, range), FFmpeg's numbers, that a player assumes for a stream of this
+    size and these tags: what is tagged stays, the rest is guessed."""
+    hd = is_hd(width, height)
+    if colorspace in (None, _UNSPECIFIED):
+        colorspace = MATRICES["bt709" if hd else "smpte170m"]
+    if primaries in (None, _UNSPECIFIED):
+        primaries = PRIMARIES["bt709" if hd else ("bt470bg" if height == 576 else "smpte170m")]
+    if color_range in (None, 0):
+        color_range = RANGES["tv"]
+    return colorspace, primaries, color_range
+
+
 def colour_from_tags(colorspace: int | None, color_range: int | None, height: int, *, full_range_format: bool = False,
                      primaries: int | None = None, transfer: int | None = None) -> Colour:
     """The ``Colour`` of decoded video from FFmpeg's tags; what is untagged is inferred.
@@ -257,3 +312,44 @@ def bgr_to_yuv420(bgr: np.ndarray, colour: Colour | None = None) -> tuple[np.nda
     y, cb, cr = bgr_to_ycbcr(np.ascontiguousarray(bgr[:h, :w]), colour)
     half = (w // 2, h // 2)
     return y, cv2.resize(cb, half, interpolation=cv2.INTER_AREA), cv2.resize(cr, half, interpolation=cv2.INTER_AREA)
+
+
+def rgb_to_yuv420_swscale(rgb: np.ndarray, colour: Colour = BT601_TV) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An 8-bit RGB (not BGR) picture of even size to (Y, Cb, Cr) 4:2:0 planes in ``colour``'s
+    matrix and range, converted and subsampled by FFmpeg's swscale, as FFmpeg would encode it.
+
+    Generated clips and codec round trips use it, so that their chroma is what a camera or an
+    encoder fed with RGB makes; ``bgr_to_yuv420`` (OpenCV, area-averaged chroma) is the live
+    path's conversion of webcam pictures.
+    """
+    import av
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    out = frame.reformat(format="yuv420p", dst_colorspace=MATRICES[colour.matrix],
+                         dst_color_range=RANGES[colour.range])
+    planes = []
+    for plane in out.planes:
+        raw = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        planes.append(raw[:, : plane.width].copy())
+    return planes[0], planes[1], planes[2]
+
+
+# The evaluation protocol's luma (DESIGN.md): BT.601, limited range, as MATLAB's rgb2ycbcr
+# computes it. The weights are 219 * (Kr, Kg, Kb) of BT.601 (_KR_KB["smpte170m"]), written
+# as the published tables' scripts write them so that every score stays bit-exact.
+MATLAB_Y_OFFSET = 16.0
+MATLAB_Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
+def matlab_rgb2ycbcr_y(rgb: np.ndarray) -> np.ndarray:
+    """Y of BT.601 limited-range YCbCr as MATLAB's ``rgb2ycbcr``, float64 in [16, 235], unrounded.
+
+    Y = 16 + 65.481 R + 128.553 G + 24.966 B with R, G, B in [0, 1] (RGB order, not BGR). A
+    ``uint8`` input is read as [0, 255], a float input as [0, 1].
+    """
+    arr = np.asarray(rgb)
+    x = arr.astype(np.float64) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
+    if x.ndim != 3 or x.shape[2] < 3:
+        raise ValueError(f"expected HxWx3 RGB, got shape {arr.shape}")
+    wr, wg, wb = MATLAB_Y_WEIGHTS
+    return MATLAB_Y_OFFSET + wr * x[..., 0] + wg * x[..., 1] + wb * x[..., 2]

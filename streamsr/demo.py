@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamsr.colour import BT601_TV, rgb_to_yuv420_swscale
 from streamsr.enhance import SCALES, EnhanceOptions, open_backend
 from streamsr.metrics import psnr
 from streamsr.pipeline.pipeline import Pipeline, PipelinePolicy
@@ -22,8 +23,9 @@ from streamsr.progress import ProgressBar, table
 from streamsr.resize import imresize
 from streamsr.sinks.atomic import check_output_path
 from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
+from streamsr.sinks.video_stream import write_clip
 from streamsr.sources.av_source import AvFileSource
-from streamsr.synthetic import downscale_planes, rgb_to_yuv420, scene_frames, write_clip
+from streamsr.synthetic import downscale_planes, scene_frames
 from streamsr.types import Frame
 
 HR_SIZE = (960, 576)  # divisible by 2, 3 and 4 twice over, so 4:2:0 chroma stays aligned
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, [], force=True)  # the demo's own generated file: a rerun replaces it
     scale = args.scale
     width, height = HR_SIZE
-    truth_planes = [rgb_to_yuv420(rgb) for rgb in scene_frames(width, height, args.frames)]
+    truth_planes = [rgb_to_yuv420_swscale(rgb, BT601_TV) for rgb in scene_frames(width, height, args.frames)]
     tally = PsnrTally([p[0] for p in truth_planes], scale)
 
     def measured_compare(frame: Frame) -> Frame:

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from streamsr.errors import InputError, ModelError, OutputError
 from streamsr.lr_degrade import LRDegradation, clip_offsets, encode_clip, jpeg_rgb
 from streamsr.metrics import image_to_y, modcrop, psnr, shave, ssim
 from streamsr.resize import imresize
+from streamsr.sources.image_file import read_image_file, to_8bit
 from streamsr.types import ModelCard
 
 log = logging.getLogger(__name__)
@@ -51,18 +51,22 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An image as ``uint8`` RGB (HxWx3) or grey (HxW); alpha is dropped."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InputError(f"cannot read image {path}")
-    if img.dtype == np.uint16:
-        img = to_uint8(img.astype(np.float64) / 257.0)
-    elif img.dtype != np.uint8:
+    """An image as ``uint8`` RGB (HxWx3) or grey (HxW); alpha is dropped, 16 bits become 8.
+
+    As stored, without its EXIF orientation: MATLAB's ``imread``, which the published tables
+    used, ignores it, and the test sets carry none.
+    """
+    try:
+        img = read_image_file(Path(path), upright=False)
+    except OSError as e:
+        raise InputError(f"cannot read image {path}: {e.strerror or e}") from None
+    if img.dtype not in (np.uint8, np.uint16):
         raise InputError(f"unsupported image type {img.dtype} in {path}")
+    img = to_8bit(img)
     if img.ndim == 3:
         if img.shape[2] == 1:
             return img[:, :, 0]
-        return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+        return img[:, :, 2::-1].copy()  # BGR(A) -> RGB
     return img
 
 

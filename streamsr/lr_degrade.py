@@ -23,14 +23,17 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from streamsr.colour import BT601_TV, rgb_to_yuv420_swscale
+from streamsr.encoding import ENCODERS, VideoEncoding, configure_encoder
 from streamsr.errors import ConfigError
+from streamsr.pixfmt import YUV420P, frame_from_planes
 
 if TYPE_CHECKING:
     import av
 
 KINDS = ("none", "jpeg", "h264", "hevc")
 CLIP_FRAMES = 8  # frames per image in a compressed clip; the crop moves 1 LR px per frame
-VIDEO_ENCODERS = {"h264": "libx264", "hevc": "libx265"}
+VIDEO_ENCODERS = ENCODERS
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,10 @@ def clip_offsets(lr_shape: tuple[int, int], frames: int = CLIP_FRAMES) -> tuple[
 
 def _yuv420_frame(y: np.ndarray, rgb: np.ndarray):  # -> av.VideoFrame
     """A yuv420p frame whose luma is exactly ``y`` and whose chroma is swscale's (BT.601 limited)."""
-    import av
-
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
-    yuv = frame.to_ndarray()  # (h * 3 / 2, w): Y rows, then U and V
-    yuv[: y.shape[0]] = y
-    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+    _, cb, cr = rgb_to_yuv420_swscale(rgb, BT601_TV)
+    return frame_from_planes((y, cb, cr), YUV420P)
 
 
 def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads: int = 0) -> list[av.VideoFrame]:
@@ -103,14 +102,11 @@ def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads:
     import av
 
     h, w = frames[0].height, frames[0].width
-    enc = av.CodecContext.create(VIDEO_ENCODERS[codec], "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    enc.time_base = Fraction(1, 25)
+    one_core = ("pools=none", "frame-threads=1") if codec == "hevc" and threads == 1 else ()
+    encoding = VideoEncoding(codec, preset="veryfast", crf=int(crf), tune="zerolatency", params=one_core)
+    enc = av.CodecContext.create(encoding.encoder, "w")
+    configure_encoder(enc, encoding, (w, h), time_base=Fraction(1, 25))
     enc.thread_count = threads
-    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
-    if codec == "hevc":
-        pools = ":pools=none:frame-threads=1" if threads == 1 else ""
-        enc.options = {**enc.options, "x265-params": "log-level=error" + pools}
     packets = []
     for i, frame in enumerate(frames):
         frame.pts = i

@@ -13,6 +13,8 @@ import math
 import cv2
 import numpy as np
 
+from streamsr.colour import matlab_rgb2ycbcr_y
+
 __all__ = ["modcrop", "shave", "rgb_to_y_bt601", "image_to_y", "psnr", "ssim", "psnr_y", "ssim_y"]
 
 
@@ -29,17 +31,8 @@ def shave(img: np.ndarray, border: int) -> np.ndarray:
     return img[border:-border, border:-border]
 
 
-def rgb_to_y_bt601(rgb: np.ndarray) -> np.ndarray:
-    """Y of BT.601 limited-range YCbCr, float64 in [16, 235], from RGB (not BGR).
-
-    Y = 16 + 65.481 R + 128.553 G + 24.966 B with R, G, B in [0, 1]. A ``uint8`` input is
-    read as [0, 255], a float input as [0, 1]. No rounding (see :func:`image_to_y`).
-    """
-    arr = np.asarray(rgb)
-    x = arr.astype(np.float64) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
-    if x.ndim != 3 or x.shape[2] < 3:
-        raise ValueError(f"expected HxWx3 RGB, got shape {arr.shape}")
-    return 16.0 + 65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]
+# The protocol's Y lives with every other conversion; this module's name for it is kept.
+rgb_to_y_bt601 = matlab_rgb2ycbcr_y
 
 
 def image_to_y(img: np.ndarray) -> np.ndarray:

@@ -1,21 +1,18 @@
 """A procedural CCTV-like scene: a facade, a car park, a moving car with a plate, an OSD clock.
 
 Everything is drawn here, so the demo and the benchmarks need no footage of their own and
-no licence: the ground truth is known exactly, which lets the demo measure PSNR.
+no licence: the ground truth is known exactly, which lets the demo measure PSNR. The frames
+are RGB; colour.rgb_to_yuv420_swscale makes video planes of them and
+sinks.video_stream.write_clip encodes those.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
-from fractions import Fraction
-from pathlib import Path
 
-import av
-from av.video.reformatter import ColorRange, Colorspace
 import cv2
 import numpy as np
 
 from streamsr.resize import imresize
-from streamsr.sinks.av_sink import fill_frame
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -81,40 +78,6 @@ def scene_frames(width: int, height: int, count: int, seed: int = 0) -> Iterator
         yield img
 
 
-def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RGB uint8 -> limited-range BT.601 (Y, Cb, Cr) with 4:2:0 chroma, as video carries it."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    out = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU601, dst_color_range=ColorRange.MPEG)
-    planes = []
-    for plane in out.planes:
-        raw = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-        planes.append(raw[:, : plane.width].copy())
-    return planes[0], planes[1], planes[2]
-
-
 def downscale_planes(planes: tuple[np.ndarray, ...], scale: int) -> tuple[np.ndarray, ...]:
     """MATLAB-bicubic downscale of each plane by ``scale`` (the evaluation protocol's degradation)."""
     return tuple(np.clip(np.rint(imresize(p.astype(np.float32), 1 / scale)), 0, 255).astype(np.uint8) for p in planes)
-
-
-def write_clip(path: Path, planes_iter, rate: Fraction = Fraction(25), lossless: bool = True) -> int:
-    """Encode (Y, Cb, Cr) planes into an H.264 file; lossless by default. Returns the frame count."""
-    count = 0
-    with av.open(str(path), mode="w") as out:
-        stream = None
-        for planes in planes_iter:
-            if stream is None:
-                stream = out.add_stream("libx264", rate=rate)
-                stream.height, stream.width = planes[0].shape
-                stream.pix_fmt = "yuv420p"
-                stream.codec_context.options = {"qp": "0", "preset": "ultrafast"} if lossless else {"crf": "20"}
-            frame = fill_frame(planes)
-            frame.pts = count
-            frame.time_base = 1 / rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-            count += 1
-        if stream is not None:
-            for packet in stream.encode(None):
-                out.mux(packet)
-    return count

@@ -28,6 +28,17 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def near_x2_backend(models_dir: Path):
+    """The content-preserving x2 model on onnxruntime, one thread (the live tests' backend)."""
+    from streamsr.backends import create_backend
+    from streamsr.types import ModelCard
+
+    backend = create_backend("onnxruntime", ModelCard.load(models_dir / "near_x2.json"), threads=1)
+    yield backend
+    backend.close()
+
+
 @pytest.fixture(scope="session")
 def model_args(models_dir: Path) -> Callable[..., list[str]]:
     """CLI arguments that pick a tiny content-preserving model on onnxruntime."""

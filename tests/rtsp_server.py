@@ -152,29 +152,9 @@ def _serve(argv: list[str]) -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
     mounts = server.get_mount_points()
-    permissions = None
-    if a.user:
-        auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken()
-        token.set_string("media.factory.role", "viewer")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(a.user, a.password), token)
-        server.set_auth(auth)
-        permissions = GstRtspServer.RTSPPermissions()
-        permissions.add_permission_for_role("viewer", "media.factory.access", True)
-        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+    permissions = _viewer_auth(GstRtspServer, server, a.user, a.password) if a.user else None
     for spec in a.mount:
-        name, geometry = spec.split("=")
-        size, fps = geometry.split("@")
-        w, h = size.split("x")
-        factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(
-            f"( videotestsrc is-live=true pattern={a.pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
-            f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1000 "
-            f"! rtph264pay name=pay0 pt=96 config-interval=1 )")
-        factory.set_shared(True)
-        if permissions is not None:
-            factory.set_permissions(permissions)
-        mounts.add_factory(f"/{name}", factory)
+        mounts.add_factory(*_test_source(GstRtspServer, spec, a.pattern, permissions))
     if a.record:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_transport_mode(GstRtspServer.RTSPTransportMode.RECORD)
@@ -190,6 +170,35 @@ def _serve(argv: list[str]) -> int:
     print(f"READY {a.port}", flush=True)
     loop.run()
     return 0
+
+
+def _viewer_auth(GstRtspServer, server, user: str, password: str):  # noqa: N803 - the gi module
+    """Basic auth for ``user``; the permissions a mount needs for it."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "viewer")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_permission_for_role("viewer", "media.factory.access", True)
+    permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+    return permissions
+
+
+def _test_source(GstRtspServer, spec: str, pattern: str, permissions):  # noqa: N803 - the gi module
+    """(mount path, factory) of a live H.264 test pattern for ``name=WxH@fps``."""
+    name, geometry = spec.split("=")
+    size, fps = geometry.split("@")
+    w, h = size.split("x")
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(
+        f"( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1000 "
+        f"! rtph264pay name=pay0 pt=96 config-interval=1 )")
+    factory.set_shared(True)
+    if permissions is not None:
+        factory.set_permissions(permissions)
+    return f"/{name}", factory
 
 
 if __name__ == "__main__":

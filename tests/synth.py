@@ -217,14 +217,7 @@ def make_clip(
     ``gop`` sets the keyframe interval in frames (default: the encoder's).
     """
     path = Path(path)
-    if time_base is None:
-        time_base = Fraction(1, 90000) if pts is not None else 1 / Fraction(rate)
-    if pts is None:
-        pts = [int(i / Fraction(rate) / time_base) for i in range(frames)]
-    pts = list(pts)
-    if len(pts) != frames:
-        raise ValueError("one pts per frame")
-
+    pts, time_base = _clip_times(frames, rate, pts, time_base)
     srt_in = None
     if subtitles:
         srt_path = path.with_name(path.stem + ".srt")
@@ -233,37 +226,8 @@ def make_clip(
 
     out = av.open(str(path), mode="w", options={"movflags": "faststart"} if faststart else None)
     try:
-        v = out.add_stream(codec, rate=Fraction(rate))
-        v.width, v.height = width, height
-        v.pix_fmt = pix_fmt
-        v.time_base = time_base
-        cc = v.codec_context
-        cc.time_base = time_base
-        if gop is not None:
-            cc.gop_size = gop
-        if full_range:
-            cc.color_range = 2
-        if bt709:
-            cc.colorspace = 1
-            cc.color_primaries = 1
-            cc.color_trc = 1
-        if colour:
-            cc.colorspace, cc.color_primaries, cc.color_trc = colour
-        if codec in ("libx264", "libx265"):
-            options = {"crf": str(crf), "preset": "veryfast"}
-            if codec == "libx265":
-                options["x265-params"] = "log-level=error"
-            if interlaced:
-                options["flags"] = "+ilme+ildct"
-                options["x264-params"] = f"{interlaced}=1"
-            options.update(codec_options or {})
-            cc.options = options
-        if metadata:
-            out.metadata.update(metadata)
-        if chapters:
-            out.set_chapters([{"id": i + 1, "start": int(a * 1000), "end": int(b * 1000),
-                               "time_base": Fraction(1, 1000), "metadata": {"title": t}}
-                              for i, (a, b, t) in enumerate(chapters)])
+        v = _add_video(out, codec, width, height, rate, pix_fmt, time_base, crf, interlaced, codec_options,
+                       _colour_tags(full_range, bt709, colour), gop)
         if rotation:
             v.set_display_rotation(rotation)
         a = None
@@ -271,27 +235,9 @@ def make_clip(
             a = out.add_stream(audio_codec, rate=48000)
             a.layout = "mono"
         s = out.add_stream_from_template(srt_in.streams[0]) if srt_in is not None else None
-        for kind, stream in (("video", v), ("audio", a), ("subtitle", s)):
-            if stream is not None and stream_metadata and kind in stream_metadata:
-                stream.metadata.update(stream_metadata[kind])
-            if stream is not None and dispositions and kind in dispositions:
-                stream.disposition = av.stream.Disposition[dispositions[kind]]
+        _describe(out, {"video": v, "audio": a, "subtitle": s}, metadata, chapters, stream_metadata, dispositions)
         out.start_encoding()
-
-        for i, p in enumerate(pts):
-            if interlaced:
-                frame = interlaced_frame(i, width, height, pix_fmt, top_first=interlaced == "tff")
-            else:
-                frame = make_frame(i, width, height, "yuv420p" if pix_fmt == "yuvj420p" else pix_fmt, full_range)
-            if pix_fmt == "yuvj420p":
-                frame = _as_format(frame, "yuvj420p")
-            frame.pts = p
-            frame.time_base = time_base
-            for packet in v.encode(frame):
-                out.mux(packet)
-        for packet in v.encode(None):
-            out.mux(packet)
-
+        _encode_frames(out, v, pts, time_base, width, height, pix_fmt, full_range, interlaced)
         if a is not None:
             _write_tone(out, a, audio_seconds)
         if s is not None:
@@ -305,6 +251,86 @@ def make_clip(
         if srt_in is not None:
             srt_in.close()
     return Clip(path, (width, height), frames, pts, time_base, audio_seconds, [c[2] for c in subtitles])
+
+
+def _clip_times(frames: int, rate: Fraction, pts: Sequence[int] | None,
+                time_base: Fraction | None) -> tuple[list[int], Fraction]:
+    """The frames' pts and their time base: as given, or frame i at i / rate."""
+    if time_base is None:
+        time_base = Fraction(1, 90000) if pts is not None else 1 / Fraction(rate)
+    if pts is None:
+        pts = [int(i / Fraction(rate) / time_base) for i in range(frames)]
+    pts = list(pts)
+    if len(pts) != frames:
+        raise ValueError("one pts per frame")
+    return pts, time_base
+
+
+def _colour_tags(full_range: bool, bt709: bool, colour: tuple[int, int, int] | None) -> dict[str, int]:
+    tags = {"color_range": 2} if full_range else {}
+    if bt709:
+        tags.update(colorspace=1, color_primaries=1, color_trc=1)
+    if colour:
+        tags.update(zip(("colorspace", "color_primaries", "color_trc"), colour))
+    return tags
+
+
+def _add_video(out, codec: str, width: int, height: int, rate: Fraction, pix_fmt: str, time_base: Fraction,
+               crf: int, interlaced: str | None, codec_options: dict[str, str] | None, tags: dict[str, int],
+               gop: int | None = None):
+    v = out.add_stream(codec, rate=Fraction(rate))
+    v.width, v.height = width, height
+    v.pix_fmt = pix_fmt
+    v.time_base = time_base
+    cc = v.codec_context
+    cc.time_base = time_base
+    for attr, value in tags.items():
+        setattr(cc, attr, value)
+    if gop is not None:
+        cc.gop_size = gop
+    if codec in ("libx264", "libx265"):
+        options = {"crf": str(crf), "preset": "veryfast"}
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"
+        if interlaced:
+            options["flags"] = "+ilme+ildct"
+            options["x264-params"] = f"{interlaced}=1"
+        options.update(codec_options or {})
+        cc.options = options
+    return v
+
+
+def _describe(out, streams: dict, metadata: dict[str, str] | None, chapters: Sequence[tuple[float, float, str]],
+              stream_metadata: dict[str, dict[str, str]] | None, dispositions: dict[str, str] | None) -> None:
+    """Container metadata and chapters; each stream's metadata and disposition."""
+    if metadata:
+        out.metadata.update(metadata)
+    if chapters:
+        out.set_chapters([{"id": i + 1, "start": int(a * 1000), "end": int(b * 1000),
+                           "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+                          for i, (a, b, t) in enumerate(chapters)])
+    for kind, stream in streams.items():
+        if stream is not None and stream_metadata and kind in stream_metadata:
+            stream.metadata.update(stream_metadata[kind])
+        if stream is not None and dispositions and kind in dispositions:
+            stream.disposition = av.stream.Disposition[dispositions[kind]]
+
+
+def _encode_frames(out, v, pts: list[int], time_base: Fraction, width: int, height: int, pix_fmt: str,
+                   full_range: bool, interlaced: str | None) -> None:
+    for i, p in enumerate(pts):
+        if interlaced:
+            frame = interlaced_frame(i, width, height, pix_fmt, top_first=interlaced == "tff")
+        else:
+            frame = make_frame(i, width, height, "yuv420p" if pix_fmt == "yuvj420p" else pix_fmt, full_range)
+        if pix_fmt == "yuvj420p":
+            frame = _as_format(frame, "yuvj420p")
+        frame.pts = p
+        frame.time_base = time_base
+        for packet in v.encode(frame):
+            out.mux(packet)
+    for packet in v.encode(None):
+        out.mux(packet)
 
 
 BAR_SPEED = 7  # pixels per field

@@ -70,7 +70,8 @@ def test_bench_writes_only_its_json(tmp_path, models_dir, run_cli, monkeypatch):
 
 
 def _small_clip(path, frames: int):
-    from streamsr.synthetic import rgb_to_yuv420, scene_frames
+    from streamsr.colour import rgb_to_yuv420_swscale
+    from streamsr.synthetic import scene_frames
 
-    bench.write_clip(path, (rgb_to_yuv420(f) for f in scene_frames(96, 64, frames)), lossless=False)
+    bench.write_clip(path, (rgb_to_yuv420_swscale(f) for f in scene_frames(96, 64, frames)), lossless=False)
     return path

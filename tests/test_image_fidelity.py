@@ -71,7 +71,7 @@ def test_alpha_turns_with_the_picture(tmp_path):
 
 
 def test_no_exif_is_upright_already():
-    from streamsr.sources.image_source import apply_orientation, exif_orientation
+    from streamsr.sources.image_file import apply_orientation, exif_orientation
 
     assert exif_orientation(b"") == 1 and exif_orientation(b"garbage!") == 1
     assert exif_orientation(tiff_orientation(6)) == 6 and exif_orientation(b"Exif\x00\x00" + tiff_orientation(3)) == 3

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streamsr.backends import create_backend
 from streamsr.livepipe import Camera, LivePipeline, LivePolicy, prometheus_text
 from streamsr.sources.live_source import LiveOptions, LiveSource
-from streamsr.types import Frame, ModelCard
+from streamsr.types import Frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,13 +60,6 @@ class Failing(Counting):
 
 
 @pytest.fixture(scope="module")
-def backend(models_dir: Path):
-    b = create_backend("onnxruntime", ModelCard.load(models_dir / "near_x2.json"), threads=1)
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="module")
 def clip(clip_factory):
     return clip_factory("outputs_clip.mp4", width=96, height=64, frames=50)
 
@@ -76,11 +68,11 @@ def _camera(path: Path) -> Camera:
     return Camera(LiveSource(str(path), LiveOptions(realtime=True, loop=True), name="cam0"))
 
 
-def test_a_stalled_slow_or_failing_output_does_not_hold_back_the_others(backend, clip, caplog) -> None:
+def test_a_stalled_slow_or_failing_output_does_not_hold_back_the_others(near_x2_backend, clip, caplog) -> None:
     caplog.set_level(logging.WARNING)
     good, stalled, slow, failing = Counting(), Stalled(), Slow(), Failing()
     cam = _camera(clip.path)
-    pipe = LivePipeline([cam], backend, [stalled, slow, failing, good], LivePolicy(latency_ceiling_s=1.0))
+    pipe = LivePipeline([cam], near_x2_backend, [stalled, slow, failing, good], LivePolicy(latency_ceiling_s=1.0))
     pipe.start()
     try:
         time.sleep(3.0)
@@ -105,7 +97,7 @@ def test_a_stalled_slow_or_failing_output_does_not_hold_back_the_others(backend,
     assert 'streamsr_output_frames_dropped_total{camera="cam0",output="stalled",reason="queue"}' in text
 
 
-def test_post_processing_errors_are_counted_and_their_log_rate_limited(backend, clip, caplog) -> None:
+def test_post_processing_errors_are_counted_and_their_log_rate_limited(near_x2_backend, clip, caplog) -> None:
     caplog.set_level(logging.ERROR)
     out = Counting()
 
@@ -113,7 +105,7 @@ def test_post_processing_errors_are_counted_and_their_log_rate_limited(backend, 
         raise ValueError("bad chroma")
 
     cam = _camera(clip.path)
-    pipe = LivePipeline([cam], backend, [out], LivePolicy(latency_ceiling_s=1.0), post=broken)
+    pipe = LivePipeline([cam], near_x2_backend, [out], LivePolicy(latency_ceiling_s=1.0), post=broken)
     pipe.run(duration_s=2.5)
     s = cam.metrics.snapshot()
     assert out.frames == 0 and s["postprocess_errors"] >= 30, s

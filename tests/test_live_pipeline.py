@@ -21,10 +21,9 @@ import pytest
 from rtsp_server import free_port
 from synth import read_index
 
-from streamsr.backends import create_backend
 from streamsr.livepipe import Camera, LivePipeline, LivePolicy
 from streamsr.sources.live_source import LiveOptions, LiveSource
-from streamsr.types import Frame, ModelCard
+from streamsr.types import Frame
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -63,13 +62,6 @@ class SlowBackend:
 
 
 @pytest.fixture(scope="module")
-def backend(models_dir: Path):
-    b = create_backend("onnxruntime", ModelCard.load(models_dir / "near_x2.json"), threads=1)
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="module")
 def clip(clip_factory):
     return clip_factory("live_cif.mp4", width=176, height=144, frames=50)
 
@@ -78,8 +70,8 @@ def file_camera(path: Path, name: str) -> Camera:
     return Camera(LiveSource(str(path), LiveOptions(realtime=True, loop=True), name=name))
 
 
-def test_two_cameras_share_batches_and_keep_their_order(backend, clip) -> None:
-    slow = SlowBackend(backend, 0.03)
+def test_two_cameras_share_batches_and_keep_their_order(near_x2_backend, clip) -> None:
+    slow = SlowBackend(near_x2_backend, 0.03)
     rec = Recorder()
     cams = [file_camera(clip.path, "a"), file_camera(clip.path, "b")]
     pipe = LivePipeline(cams, slow, [rec], LivePolicy(max_batch=4, max_wait_s=0.01, latency_ceiling_s=1.0))
@@ -98,8 +90,8 @@ def test_two_cameras_share_batches_and_keep_their_order(backend, clip) -> None:
         assert m.frames_out == len(seen)
 
 
-def test_slow_backend_latency_stays_under_the_ceiling_and_drops_are_counted(backend, clip) -> None:
-    slow = SlowBackend(backend, 0.12)  # ~8 fps for a 25 fps camera
+def test_slow_backend_latency_stays_under_the_ceiling_and_drops_are_counted(near_x2_backend, clip) -> None:
+    slow = SlowBackend(near_x2_backend, 0.12)  # ~8 fps for a 25 fps camera
     rec = Recorder()
     cam = file_camera(clip.path, "cam0")
     ceiling = 0.3
@@ -115,12 +107,12 @@ def test_slow_backend_latency_stays_under_the_ceiling_and_drops_are_counted(back
     assert 0 <= in_flight <= 2 * 2 + 1, s  # every frame is accounted for: shown, dropped or in a queue
 
 
-def test_a_failing_camera_does_not_stop_the_other(backend, clip) -> None:
+def test_a_failing_camera_does_not_stop_the_other(near_x2_backend, clip) -> None:
     rec = Recorder()
     good = file_camera(clip.path, "good")
     dead_url = f"rtsp://admin:S3cretPW@127.0.0.1:{free_port()}/cam"
     bad = Camera(LiveSource(dead_url, FAST_RETRY, name="bad"))
-    pipe = LivePipeline([good, bad], backend, [rec], LivePolicy(latency_ceiling_s=1.0))
+    pipe = LivePipeline([good, bad], near_x2_backend, [rec], LivePolicy(latency_ceiling_s=1.0))
     pipe.run(duration_s=3.0)
     g, b = good.metrics.snapshot(), bad.metrics.snapshot()
     assert g["frames_out"] >= 50 and g["fps_out"] > 15, g  # 25 fps source
@@ -196,9 +188,9 @@ class FirstCallSlow(SlowBackend):
         return self.inner.run(batch)
 
 
-def test_a_slow_moment_over_the_ceiling_does_not_starve_the_camera(backend, clip) -> None:
+def test_a_slow_moment_over_the_ceiling_does_not_starve_the_camera(near_x2_backend, clip) -> None:
     """One inference slower than the whole ceiling must not make every later frame look stale."""
-    slow = FirstCallSlow(backend, 0.6)
+    slow = FirstCallSlow(near_x2_backend, 0.6)
     cam = file_camera(clip.path, "cam0")
     pipe = LivePipeline([cam], slow, [Recorder()], LivePolicy(max_batch=1, latency_ceiling_s=0.3))
     pipe.run(duration_s=3.5)

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamsr.colour import ycbcr_to_bgr
 from streamsr.errors import ConfigError
 from streamsr.livepipe.config import parse_config
 from streamsr.livepipe.metrics import CameraMetrics, LiveStatus, prometheus_text
-from streamsr.sinks.http_preview import PreviewServer, parse_bind, planes_to_bgr420
+from streamsr.sinks.http_preview import PreviewServer, parse_bind
 from streamsr.sources.live_source import LiveOptions, SourceState, source_kind
 from streamsr.types import Frame
 from streamsr.urls import mask_text, mask_url, url_secrets
@@ -186,7 +187,7 @@ def test_preview_serves_page_streams_metrics_and_nothing_else() -> None:
 def test_planes_to_bgr_matches_opencv_yuv() -> None:
     y = np.full((6, 8), 128, np.uint8)
     c = np.full((3, 4), 128, np.uint8)
-    bgr = planes_to_bgr420((y, c, c))
+    bgr = ycbcr_to_bgr((y, c, c), None)
     assert bgr.shape == (6, 8, 3) and np.all(np.abs(bgr.astype(int) - bgr[0, 0, 0]) <= 1)
 
 

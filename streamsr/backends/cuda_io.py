@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from streamsr.backends.base import Backend
+from streamsr.colour import LumaScale
 
 
 @dataclass
@@ -98,19 +99,19 @@ class CudaPlanes:
         compute = torch.cuda.current_stream(self.device)
         compute.wait_event(uploaded)
         raw.record_stream(compute)  # the caching allocator must not reuse it before compute is done
-        x = raw.to(self.dtype)
-        if full_range:
-            x = x.mul_(219.0 / 255.0 / 255.0).add_(16.0 / 255.0)
-        else:
-            x = x.mul_(1.0 / 255.0)
+        gain, offset = LumaScale(8, full_range).to_unit()
+        x = raw.to(self.dtype).mul_(gain)
+        if offset:
+            x = x.add_(offset)
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
         return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     def download(self, y: Any, full_range: bool = False) -> Pending:
         """float NCHW on the device -> a Pending uint8 (N, sH, sW[, C]) on the host (``full_range``: as upload)."""
         torch = self.torch
+        offset, gain = LumaScale(8, full_range).from_unit()
         q = y.float()
-        q = q.sub_(16.0 / 255.0).mul_(255.0 * 255.0 / 219.0) if full_range else q.mul_(255.0)
+        q = q.sub_(offset).mul_(gain) if offset else q.mul_(gain)
         q = q.clamp_(0.0, 255.0).round_().to(torch.uint8)
         q = q[:, 0] if q.shape[1] == 1 else q.permute(0, 2, 3, 1)
         q = q.contiguous()

@@ -13,6 +13,11 @@ Live policy: every queue keeps the newest frames and drops the oldest (counted, 
 (its source reconnects on its own) or one output's error or slowness never stops the others.
 A frame whose post-processing fails is dropped (``error``), counted, and logged at most once
 every ``POST_ERROR_LOG_S`` seconds.
+
+The queues and the batching are the file pipeline's (pipeline/queues.py with the
+``drop_oldest`` policy, pipeline/batcher.py). What is live's own is here: a batch takes at most
+one frame per camera, stale frames are dropped before inference, and batches are cut to what
+finishes inside the ceiling.
 """
 from __future__ import annotations
 
@@ -20,8 +25,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +35,8 @@ from streamsr.errors import ConfigError
 from streamsr.livepipe.metrics import CameraMetrics
 from streamsr.livepipe.outputs import LiveOutput, OutputWorker, output_labels
 from streamsr.livepipe.queue import NewestQueue
+from streamsr.pipeline.batcher import batch_limit, by_key, gather
+from streamsr.pipeline.pipeline import with_luma
 from streamsr.postprocess import finish
 from streamsr.sources.live_source import LiveSource
 from streamsr.types import Frame
@@ -172,28 +179,10 @@ class LivePipeline:
     def _gather(self) -> list[tuple[Camera, Frame]]:
         """One frame from each camera that has one; waits a little for a fuller batch."""
         p = self.policy
-        got: list[tuple[Camera, Frame]] = []
-        deadline: float | None = None
-        while not self.stop_event.is_set():
-            for cam in self.cameras:
-                if len(got) >= p.max_batch:
-                    break
-                if any(c is cam for c, _ in got):
-                    continue
-                frame = cam.inbox.pop()
-                if frame is not None:
-                    got.append((cam, frame))
-            now = time.monotonic()
-            if got and deadline is None:
-                deadline = now + p.max_wait_s
-            if len(got) >= min(p.max_batch, len(self.cameras)) or (deadline is not None and now >= deadline):
-                return got
-            with self._ready:
-                self._ready.wait(0.05 if deadline is None else max(0.0, deadline - now))
-        return got
+        got = gather([c.inbox for c in self.cameras], p.max_batch, p.max_wait_s, self._ready, self.stop_event)
+        return [(self.cameras[i], frame) for i, frame in got]
 
     def _infer_loop(self) -> None:
-        p = self.policy
         last_run = time.monotonic()
         try:
             while not self.stop_event.is_set():
@@ -201,36 +190,42 @@ class LivePipeline:
                 if not got:
                     continue
                 now = time.monotonic()
-                fresh, stale = [], []
-                for cam, frame in got:
-                    age = now - (frame.captured_at or now)
-                    # could it still make the ceiling if it ran alone?
-                    (stale if age + self.infer_s_per_frame > p.latency_ceiling_s else fresh).append((cam, frame))
-                if not fresh and now - last_run > 0.5:
-                    # Nothing has run for half a second: run the newest frame anyway, so that the cost
-                    # estimate is measured again (load changes) instead of starving for ever.
-                    newest = max(stale, key=lambda cf: cf[1].captured_at or 0.0)
-                    stale.remove(newest)
-                    fresh.append(newest)
-                for cam, _ in stale:
-                    cam.metrics.dropped("stale")
-                by_size: dict[tuple[int, int], list[tuple[Camera, Frame]]] = {}
-                for cam, frame in fresh:
-                    by_size.setdefault(frame.size, []).append((cam, frame))
-                for group in by_size.values():
-                    group.sort(key=lambda cf: cf[1].captured_at or 0.0)
-                    i = 0
-                    while i < len(group):
-                        oldest = time.monotonic() - (group[i][1].captured_at or now)
-                        room = (p.latency_ceiling_s - oldest) / max(self.infer_s_per_frame, 1e-6)
-                        n = max(1, min(p.max_batch, int(room)))  # a batch must finish inside the ceiling
-                        self._infer(group[i:i + n])
-                        i += n
+                fresh = self._drop_stale(got, now, idle=now - last_run > 0.5)
+                for group in by_key(fresh):  # frames of one size, oldest first
+                    for batch in self._within_ceiling(group, now):
+                        self._infer(batch)
                     last_run = time.monotonic()
         except Exception as e:  # noqa: BLE001 - the model failing stops everything, loudly
             self.error = e
             log.error("inference failed: %s", mask_text(f"{type(e).__name__}: {e}"))
             self.stop()
+
+    def _drop_stale(self, got: list[tuple[Camera, Frame]], now: float, idle: bool) -> list[tuple[Camera, Frame]]:
+        """The frames that could still make the ceiling if each ran alone; the others are dropped
+        (``stale``). When nothing has run for a while (``idle``) the newest frame runs anyway, so
+        that the cost estimate is measured again (load changes) instead of starving for ever."""
+        fresh, stale = [], []
+        for cam, frame in got:
+            age = now - (frame.captured_at or now)
+            (stale if age + self.infer_s_per_frame > self.policy.latency_ceiling_s else fresh).append((cam, frame))
+        if not fresh and idle:
+            newest = max(stale, key=lambda cf: cf[1].captured_at or 0.0)
+            stale.remove(newest)
+            fresh.append(newest)
+        for cam, _ in stale:
+            cam.metrics.dropped("stale")
+        return fresh
+
+    def _within_ceiling(self, group: list[tuple[Camera, Frame]], now: float) -> Iterator[list[tuple[Camera, Frame]]]:
+        """Consecutive batches of ``group``, each as large as can finish inside the latency ceiling
+        at the current cost per frame (read again after every batch)."""
+        i = 0
+        while i < len(group):
+            oldest = time.monotonic() - (group[i][1].captured_at or now)
+            n = batch_limit(self.policy.max_batch, self.policy.latency_ceiling_s - oldest,
+                            max(self.infer_s_per_frame, 1e-6))
+            yield group[i:i + n]
+            i += n
 
     def _infer(self, group: list[tuple[Camera, Frame]]) -> None:
         t0 = time.monotonic()
@@ -241,8 +236,7 @@ class LivePipeline:
         self.batches += 1
         self.batch_frames += len(group)
         for (cam, frame), y in zip(group, upscaled):
-            keep = frame.planes if self.policy.keep_source_planes else None
-            cam.outbox.put(replace(frame, planes=(y, frame.planes[1], frame.planes[2]), source_planes=keep))
+            cam.outbox.put(with_luma(frame, y, self.policy.keep_source_planes))
 
     def _output_loop(self, cam: Camera) -> None:
         ceiling = self.policy.latency_ceiling_s

@@ -71,10 +71,13 @@ def collect_batch(pending, frames: list[Frame], keep_source: bool) -> list[Frame
                     source_planes=f.planes if keep_source else None)
             for f, y, c in zip(frames, ys, chroma)
         ]
-    return [
-        replace(f, planes=(y, f.planes[1], f.planes[2]), source_planes=f.planes if keep_source else None)
-        for f, y in zip(frames, upscaled)
-    ]
+    return [with_luma(f, y, keep_source) for f, y in zip(frames, upscaled)]
+
+
+def with_luma(frame: Frame, y: np.ndarray, keep_source: bool) -> Frame:
+    """``frame`` with the model's luma ``y`` and its own chroma (upscaled later, in post-processing);
+    its input planes kept in ``source_planes`` when ``keep_source`` (--compare, the live window)."""
+    return replace(frame, planes=(y, frame.planes[1], frame.planes[2]), source_planes=frame.planes if keep_source else None)
 
 
 class Pipeline:
@@ -109,21 +112,19 @@ class Pipeline:
             expect_batch(p.max_batch)
         decoded = StageQueue(p.queue_size, self._stop, p.queue_policy, max_bytes=p.queue_bytes)
         inferred = StageQueue(p.queue_size, self._stop, "block", max_bytes=p.queue_bytes)
-        threads = [
-            threading.Thread(target=self._guard, args=("decode", self._decode, decoded), name="streamsr-decode"),
-            threading.Thread(target=self._guard, args=("infer", self._infer, decoded, inferred), name="streamsr-infer"),
-            threading.Thread(target=self._guard, args=("encode", self._encode, inferred), name="streamsr-encode"),
-        ]
+        stages = [("decode", self._decode, (decoded,)), ("infer", self._infer, (decoded, inferred)),
+                  ("encode", self._encode, (inferred,))]
+        finished = [threading.Event() for _ in stages]
+        threads = [threading.Thread(target=self._guard, args=(name, body, done, *queues), name=f"streamsr-{name}")
+                   for (name, body, queues), done in zip(stages, finished)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(timeout=0.1)
+            _wait_all(finished)
         except KeyboardInterrupt:
             self._stop.set()
-            _join_through_interrupts(threads)
+            _wait_through_interrupts(finished)
             raise
         wall = time.perf_counter() - t0
         if self._errors:
@@ -140,7 +141,7 @@ class Pipeline:
             dropped=decoded.dropped,
         )
 
-    def _guard(self, stage: str, body: Callable[..., None], *args: object) -> None:
+    def _guard(self, stage: str, body: Callable[..., None], finished: threading.Event, *args: object) -> None:
         try:
             body(*args)
         except Stopped:
@@ -149,6 +150,8 @@ class Pipeline:
             log.debug("%s stage failed", stage, exc_info=True)
             self._errors.append((stage, e))
             self._stop.set()
+        finally:
+            finished.set()
 
     def _decode(self, out: StageQueue) -> None:
         clock = self._clocks["decode"]
@@ -198,12 +201,25 @@ class Pipeline:
                 self.on_frame(self._written)
 
 
-def _join_through_interrupts(threads: list[threading.Thread]) -> None:
+def _wait_all(finished: list[threading.Event]) -> None:
+    """Wait for every stage to finish.
+
+    Events, not ``Thread.join``: on Python 3.11 a signal that lands inside ``join`` can leave a
+    thread that still runs marked as stopped (the interrupted wait releases the thread's state
+    lock), and the sink would then be finished while the encode stage still writes to it:
+    frames missing or garbled at the end of the file (tests/test_interrupt.py, now and then).
+    """
+    for done in finished:
+        while not done.wait(0.1):
+            pass
+
+
+def _wait_through_interrupts(finished: list[threading.Event]) -> None:
     """Wait for the stages to stop (each does within one batch) even if more interrupts
     arrive meanwhile: the sink must not be finished while a stage still writes to it."""
-    while any(t.is_alive() for t in threads):
+    while True:
         try:
-            for t in threads:
-                t.join()
+            _wait_all(finished)
+            return
         except KeyboardInterrupt:
             continue

@@ -1,8 +1,16 @@
-"""Bounded hand-off between stages. Every wait has a timeout and watches one stop event."""
+"""Bounded hand-off between stages, for files and live feeds alike.
+
+One queue, two policies: ``block`` (files: never lose a frame) and ``drop_oldest`` (live
+feeds: bounded latency, every drop counted). Every wait has a timeout and watches the stop
+event when there is one, so a stage never hangs on a queue after another stage failed.
+"""
 from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 QueuePolicy = Literal["block", "drop_oldest"]
@@ -30,86 +38,101 @@ def item_bytes(item: Any) -> int:
 
 
 class StageQueue:
-    """A bounded queue with an explicit full-queue policy.
+    """A bounded FIFO with an explicit full-queue policy.
 
-    ``block`` (files) waits for room and never loses an item; ``drop_oldest`` (live feeds)
-    discards the oldest waiting item to make room, and counts it. ``max_bytes`` also bounds
-    the frame data waiting (image folders mix sizes): a put waits while the queue is not
-    empty and the item would take it past ``max_bytes`` (one item always fits).
+    ``block`` waits for room and never loses an item; ``drop_oldest`` discards the oldest
+    waiting item to make room, counts it in ``dropped`` and tells ``on_drop(n)``. The end
+    marker is never dropped: it waits for room under either policy. ``max_bytes`` also bounds
+    the frame data waiting (image folders mix sizes): a put waits while the queue is not empty
+    and the item would take it past ``max_bytes`` (one item always fits).
+
+    ``stop``: when set, every waiting put or get raises ``Stopped`` (None: the caller watches
+    its own). ``notify``: a condition shared by several queues, so that one consumer can wait
+    for the first item in any of them (the live hub's inference thread).
     """
 
-    def __init__(self, maxsize: int, stop: threading.Event, policy: QueuePolicy = "block",
-                 max_bytes: int | None = None) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
-        self._stop = stop
+    def __init__(self, maxsize: int, stop: threading.Event | None = None, policy: QueuePolicy = "block",
+                 max_bytes: int | None = None, on_drop: Callable[[int], None] | None = None,
+                 notify: threading.Condition | None = None) -> None:
+        self.maxsize = maxsize
         self.policy = policy
-        self.dropped = 0
         self.max_bytes = max_bytes
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self.dropped = 0
         self.peak_bytes = 0
+        self._items: deque[Any] = deque()
+        self._bytes = 0
+        self._stop = stop
+        self._on_drop = on_drop
+        self._cond = notify or threading.Condition()
 
+    # -- put ------------------------------------------------------------------------------------
     def put(self, item: Any) -> None:
-        if self.max_bytes is not None and item is not END:
-            size = item_bytes(item)
-            self._wait_for_room(size)
-            with self._lock:
-                self._bytes += size
-                self.peak_bytes = max(self.peak_bytes, self._bytes)
-        self._put(item)
-
-    def _wait_for_room(self, size: int) -> None:
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            with self._lock:
-                if self._bytes == 0 or self._bytes + size <= self.max_bytes:
-                    return
-            self._stop.wait(POLL_S / 10)
-
-    def _put(self, item: Any) -> None:
-        if self.policy == "drop_oldest" and item is not END:
+        size = item_bytes(item) if self.max_bytes is not None and item is not END else 0
+        dropping = self.policy == "drop_oldest" and item is not END
+        dropped = []
+        with self._cond:
             while True:
-                if self._stop.is_set():
-                    raise Stopped
-                try:
-                    self._q.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        dropped = self._q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
+                self._check_stop()
+                if self._bytes_fit(size):
+                    if len(self._items) < self.maxsize:
+                        break
+                    if dropping:
+                        dropped.append(self._take())
                         continue
-                    if self.max_bytes is not None:
-                        with self._lock:
-                            self._bytes -= item_bytes(dropped)
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            try:
-                self._q.put(item, timeout=POLL_S)
-                return
-            except queue.Full:
-                continue
+                self._cond.wait(POLL_S)
+            self._items.append(item)
+            self._bytes += size
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+            self.dropped += len(dropped)
+            self._cond.notify_all()
+        if dropped and self._on_drop is not None:
+            self._on_drop(len(dropped))
 
+    def _bytes_fit(self, size: int) -> bool:
+        return self.max_bytes is None or self._bytes == 0 or self._bytes + size <= self.max_bytes
+
+    # -- get ------------------------------------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
-        """The next item; ``queue.Empty`` if ``timeout`` passes first."""
-        waited = 0.0
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            try:
-                item = self._q.get(timeout=POLL_S if timeout is None else min(POLL_S, max(timeout - waited, 0.0)))
-            except queue.Empty:
-                waited += POLL_S
-                if timeout is not None and waited >= timeout:
-                    raise
-                continue
-            if self.max_bytes is not None and item is not END:
-                with self._lock:
-                    self._bytes -= item_bytes(item)
-            return item
+        """The next item, waiting for one; ``queue.Empty`` if ``timeout`` passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._check_stop()
+                if self._items:
+                    return self._take()
+                wait = POLL_S
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        raise queue.Empty
+                self._cond.wait(wait)
+
+    def pop(self) -> Any | None:
+        """The next item, or None at once if there is none."""
+        with self._cond:
+            return self._take() if self._items else None
+
+    def wait_pop(self, timeout: float) -> Any | None:
+        """The next item, waiting up to ``timeout`` once; None if none came (or a shared
+        ``notify`` woke the wait for another queue's item)."""
+        with self._cond:  # checked under the condition, so a put in between cannot be missed
+            if not self._items:
+                self._cond.wait(timeout)
+            return self._take() if self._items else None
+
+    def _take(self) -> Any:
+        item = self._items.popleft()
+        if self.max_bytes is not None and item is not END:
+            self._bytes -= item_bytes(item)
+        self._cond.notify_all()  # a put may be waiting for room
+        return item
+
+    def _check_stop(self) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise Stopped
 
     def qsize(self) -> int:
-        return self._q.qsize()
+        return len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -19,16 +19,18 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streamsr.encoding import ENCODERS, VideoEncoding
 from streamsr.errors import OutputError, PipelineError
 from streamsr.pixfmt import PixelLayout, frame_from_planes, frame_layout, layout_of, nearest_supported, pad_planes
 from streamsr.sinks.atomic import commit, discard, temporary_path
 from streamsr.sinks.containers import container_for
 from streamsr.sinks.metadata import copy_container_metadata, copy_stream_metadata
+from streamsr.sinks.video_stream import add_video_stream
 from streamsr.types import Frame
 
 log = logging.getLogger(__name__)
 
-ENCODERS = {"h264": "libx264", "hevc": "libx265"}
+__all__ = ["ENCODERS", "AvFileSink", "EncodeSettings", "StreamTiming"]
 
 
 @dataclass(frozen=True)
@@ -51,29 +53,6 @@ class StreamTiming:
     color_trc: int | None = None
     rotation: int = 0
     layout: PixelLayout | None = None  # the input's layout (None: that of the frames written)
-
-
-def fill_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> av.VideoFrame:
-    """A yuv420p VideoFrame from (Y, Cb, Cr) planes (Y of even size)."""
-    y = planes[0]
-    frame = av.VideoFrame(y.shape[1], y.shape[0], "yuv420p")
-    for plane, data in zip(frame.planes, planes):
-        view = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        view[:, : plane.width] = data[: plane.height, : plane.width]
-    return frame
-
-
-def pad_to_even(planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """4:2:0 encoders need even sizes: repeat the last row/column of Y when it is odd.
-
-    The chroma planes of an odd size already cover the padded one (ceil(5/2) == 6/2).
-    """
-    y = planes[0]
-    h, w = y.shape
-    if (h % 2 == 0 and w % 2 == 0) or planes[1].shape == y.shape:  # even, or 4:4:4
-        return planes
-    y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")
-    return y, planes[1], planes[2]
 
 
 class AvFileSink:
@@ -129,19 +108,10 @@ class AvFileSink:
             discard(self._temp)
             raise OutputError(f"cannot write {self.path}: {e}") from None
         t = self.timing
-        stream = self._out.add_stream(ENCODERS[self.settings.codec], rate=t.rate)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = self._target.name
-        stream.time_base = self._time_base
-        cc = stream.codec_context
-        cc.time_base = self._time_base
-        for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
-            value = getattr(t, attr)
-            if value is not None:
-                setattr(cc, attr, value)
-        cc.options = self._encoder_options()
-        if self.settings.codec == "hevc" and self._profile.hevc_tag:
-            cc.codec_tag = self._profile.hevc_tag
+        colour_tags = {attr: getattr(t, attr) for attr in ("colorspace", "color_range", "color_primaries", "color_trc")}
+        hevc_tag = self._profile.hevc_tag if self.settings.codec == "hevc" else None
+        stream = add_video_stream(self._out, self._encoding(), (width, height), rate=t.rate, time_base=self._time_base,
+                                  pix_fmt=self._target.name, colour_tags=colour_tags, codec_tag=hevc_tag)
         if t.rotation:
             stream.set_display_rotation(t.rotation)
         self._video = stream
@@ -151,15 +121,9 @@ class AvFileSink:
         except av.error.FFmpegError as e:
             raise OutputError(f"{self.path.suffix or 'this'} container cannot hold these streams: {e}") from None
 
-    def _encoder_options(self) -> dict[str, str]:
-        options = {"preset": self.settings.preset, "crf": str(self.settings.crf)}
-        x265 = ["log-level=error"]
-        if not self._profile.b_frames:  # frames stored in presentation order (AVI)
-            options["bf"] = "0"
-            x265.append("bframes=0")
-        if self.settings.codec == "hevc":
-            options["x265-params"] = ":".join(x265)
-        return options
+    def _encoding(self) -> VideoEncoding:
+        s = self.settings  # B-frames off where frames are stored in presentation order (AVI)
+        return VideoEncoding(s.codec, preset=s.preset, crf=s.crf, b_frames=self._profile.b_frames)
 
     def _choose_layout(self, frame: Frame) -> None:
         """The planes' layout, and the nearest one the encoder writes to what was asked for."""

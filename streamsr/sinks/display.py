@@ -11,9 +11,8 @@ import threading
 import cv2
 import numpy as np
 
-from streamsr.colour import upscale_planes_classic
+from streamsr.colour import upscale_planes_classic, ycbcr_to_bgr
 from streamsr.errors import ConfigError
-from streamsr.sinks.http_preview import planes_to_bgr420
 from streamsr.types import Frame
 
 GUI_MISSING = ("--display needs the GUI build of OpenCV, and this one is headless. Install it with "
@@ -47,11 +46,11 @@ class DisplayWindow:
             self._latest[camera] = frame
 
     def picture(self, frame: Frame) -> np.ndarray:
-        model = planes_to_bgr420(frame.planes, frame.colour)
+        model = ycbcr_to_bgr(frame.planes, frame.colour)
         if not self.compare or frame.source_planes is None:
             return model
         bicubic_planes = upscale_planes_classic(frame.source_planes, self.scale, cv2.INTER_CUBIC)
-        bicubic = planes_to_bgr420(bicubic_planes, frame.colour)
+        bicubic = ycbcr_to_bgr(bicubic_planes, frame.colour)
         h = min(model.shape[0], bicubic.shape[0])
         pic = np.hstack([bicubic[:h], model[:h]])
         for text, x in (("bicubic", 10), ("model", bicubic.shape[1] + 10)):

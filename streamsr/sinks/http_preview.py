@@ -21,16 +21,15 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 import cv2
-import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streamsr.colour import Colour, ycbcr_to_bgr
+from streamsr.colour import ycbcr_to_bgr
 from streamsr.errors import ConfigError, OutputError
 from streamsr.sinks.preview_access import Credentials, HostCheck, check_exposure
 from streamsr.types import Frame
@@ -55,13 +54,9 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, number
 
 
-def planes_to_bgr420(planes: tuple[np.ndarray, np.ndarray, np.ndarray], colour: Colour | None = None) -> np.ndarray:
-    """(Y, Cb, Cr) planes to a BGR picture in their own matrix and range (None: BT.601 limited)."""
-    return ycbcr_to_bgr(planes, colour)
-
-
 def encode_jpeg(frame: Frame, quality: int) -> bytes | None:
-    ok, data = cv2.imencode(".jpg", planes_to_bgr420(frame.planes, frame.colour), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    bgr = ycbcr_to_bgr(frame.planes, frame.colour)  # in the frame's own matrix and range
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return data.tobytes() if ok else None
 
 
@@ -260,107 +255,111 @@ poll();
 """
 
 
-def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "streamsr"
-        sys_version = ""
-        protocol_version = "HTTP/1.1"
-        timeout = server.timeout_s  # every socket operation: a silent or stalled client is dropped
+class _Handler(BaseHTTPRequestHandler):
+    """The preview's routes; ``_handler_for`` binds a subclass to one PreviewServer."""
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            log.debug("preview: %s %s", self.address_string(), format % args)
+    preview: PreviewServer
+    server_version = "streamsr"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
 
-        def _send(self, code: int, body: bytes, ctype: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("preview: %s %s", self.address_string(), format % args)
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self._common_headers()
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _common_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy",
+                         "default-src 'none'; img-src 'self'; connect-src 'self'; "
+                         "script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def _admitted(self) -> bool:
+        """Host check (421), then credentials (401)."""
+        if not self.preview.hosts.allows(self.headers.get("Host")):
+            self.close_connection = True
+            self._send(421, b"this server does not answer to that host name\n", "text/plain")
+            return False
+        if not self.preview.credentials.allows(self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", self.preview.credentials.challenge())
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "14")
             self._common_headers()
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                self.wfile.write(b"unauthorized\r\n")
+            return False
+        return True
 
-        def _common_headers(self) -> None:
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Content-Security-Policy",
-                             "default-src 'none'; img-src 'self'; connect-src 'self'; "
-                             "script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            self.do_GET()
-
-        def _admitted(self) -> bool:
-            """Host check (421), then credentials (401)."""
-            if not server.hosts.allows(self.headers.get("Host")):
-                self.close_connection = True
-                self._send(421, b"this server does not answer to that host name\n", "text/plain")
-                return False
-            if not server.credentials.allows(self.headers.get("Authorization")):
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", server.credentials.challenge())
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "14")
-                self._common_headers()
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(b"unauthorized\r\n")
-                return False
-            return True
-
-        def do_GET(self) -> None:  # noqa: N802
-            if not self._admitted():
-                return
-            path = self.path.split("?", 1)[0]
-            if path in ("/", "/index.html"):
-                self._send(200, server.page(), "text/html; charset=utf-8")
-            elif path == "/metrics":
-                self._send(200, server.status.prometheus(), CONTENT_TYPE_LATEST)
-            elif path == "/stats.json":
-                self._send(200, server.stats(), "application/json")
-            elif path.startswith("/stream/") and path.endswith(".mjpg"):
-                name = unquote(path[len("/stream/"):-len(".mjpg")])
-                if name not in server.slots:
-                    self._send(404, b"no such camera\n", "text/plain")
-                else:
-                    self._stream(server.slots[name])
+    def do_GET(self) -> None:  # noqa: N802
+        if not self._admitted():
+            return
+        path = self.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            self._send(200, self.preview.page(), "text/html; charset=utf-8")
+        elif path == "/metrics":
+            self._send(200, self.preview.status.prometheus(), CONTENT_TYPE_LATEST)
+        elif path == "/stats.json":
+            self._send(200, self.preview.stats(), "application/json")
+        elif path.startswith("/stream/") and path.endswith(".mjpg"):
+            name = unquote(path[len("/stream/"):-len(".mjpg")])
+            if name not in self.preview.slots:
+                self._send(404, b"no such camera\n", "text/plain")
             else:
-                self._send(404, b"not found\n", "text/plain")
+                self._stream(self.preview.slots[name])
+        else:
+            self._send(404, b"not found\n", "text/plain")
 
-        def _refuse(self) -> None:
-            self._send(405, b"method not allowed\n", "text/plain")
+    def _refuse(self) -> None:
+        self._send(405, b"method not allowed\n", "text/plain")
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse  # noqa: N815
 
-        def _stream(self, slot: _Slot) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self._common_headers()
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            if self.command == "HEAD":
-                return
-            last = 0
-            min_gap = 1.0 / server.max_fps if server.max_fps > 0 else 0.0
-            sent_at = 0.0
-            while not server._closing.is_set():
-                with slot.cond:
-                    if slot.seq == last:
-                        slot.cond.wait(1.0)
-                    if slot.seq == last:
-                        continue
-                gap = sent_at + min_gap - time.monotonic()
-                if gap > 0:
-                    time.sleep(gap)
-                last, jpeg = slot.jpeg_for(server.quality)
-                if jpeg is None:
+    def _stream(self, slot: _Slot) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self._common_headers()
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if self.command == "HEAD":
+            return
+        last = 0
+        min_gap = 1.0 / self.preview.max_fps if self.preview.max_fps > 0 else 0.0
+        sent_at = 0.0
+        while not self.preview._closing.is_set():
+            with slot.cond:
+                if slot.seq == last:
+                    slot.cond.wait(1.0)
+                if slot.seq == last:
                     continue
-                try:
-                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
-                                     "\r\n\r\n".encode() + jpeg + b"\r\n")
-                    self.wfile.flush()
-                except OSError:  # gone, reset, or stalled past the timeout
-                    return
-                sent_at = time.monotonic()
+            gap = sent_at + min_gap - time.monotonic()
+            if gap > 0:
+                time.sleep(gap)
+            last, jpeg = slot.jpeg_for(self.preview.quality)
+            if jpeg is None:
+                continue
+            try:
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                                 "\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.wfile.flush()
+            except OSError:  # gone, reset, or stalled past the timeout
+                return
+            sent_at = time.monotonic()
 
-    return Handler
+
+def _handler_for(server: PreviewServer) -> type[BaseHTTPRequestHandler]:
+    # timeout: every socket operation; a silent or stalled client is dropped
+    return type("Handler", (_Handler,), {"preview": server, "timeout": server.timeout_s})

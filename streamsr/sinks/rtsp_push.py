@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from fractions import Fraction
 
 import av
 
 from streamsr.colour import BT601_TV, Colour
+from streamsr.encoding import VideoEncoding
 from streamsr.errors import ConfigError, OutputError
-from streamsr.sinks.av_sink import fill_frame, pad_to_even
+from streamsr.sinks.video_stream import CaptureClockStream, pad_to_even
 from streamsr.types import Frame
 from streamsr.urls import mask_text, mask_url
 
 log = logging.getLogger(__name__)
-
-TIME_BASE = Fraction(1, 90000)
 
 
 class _Push:
@@ -29,11 +27,7 @@ class _Push:
         self.transport = transport
         self.rate = rate
         self.out = None
-        self.stream = None
-        self.size: tuple[int, int] | None = None
-        self.colour: Colour | None = None
-        self.first: float | None = None
-        self.last_pts = -1
+        self.encoder: CaptureClockStream | None = None
         self.retry_at = 0.0
         self.failures = 0
 
@@ -43,26 +37,19 @@ class _Push:
                           options={"rtsp_transport": self.transport}, timeout=(5.0, 5.0))
         except av.error.FFmpegError as e:
             raise OutputError(f"cannot push to {mask_url(self.url)}: {mask_text(e.strerror or str(type(e).__name__))}") from None
-        stream = out.add_stream("libx264", rate=self.rate)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = TIME_BASE
-        stream.codec_context.time_base = TIME_BASE
-        for attr, value in colour.encoder_tags().items():  # the camera's range and matrix, in the H.264 VUI
-            setattr(stream.codec_context, attr, value)
-        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency",
-                                        "x264-params": f"keyint={self.rate}:repeat-headers=1"}
-        self.out, self.stream, self.size, self.colour = out, stream, size, colour
-        self.first, self.last_pts = None, -1
+        encoding = VideoEncoding("h264", preset="ultrafast", tune="zerolatency", gop=self.rate,
+                                 params=("repeat-headers=1",))
+        # the camera's range and matrix go into the H.264 VUI
+        self.out, self.encoder = out, CaptureClockStream(out, encoding, size, colour, self.rate)
 
     def write(self, frame: Frame) -> None:
         planes = pad_to_even(frame.planes)
         size = planes[0].shape[1], planes[0].shape[0]
         now = time.monotonic()
         colour = frame.colour or BT601_TV
-        if self.out is not None and (size != self.size or colour != self.colour):
+        if self.encoder is not None and not self.encoder.fits(size, colour):
             self.close()
-        if self.out is None:
+        if self.encoder is None:
             if now < self.retry_at:
                 return
             try:
@@ -72,16 +59,8 @@ class _Push:
                 self.retry_at = now + min(30.0, 0.5 * 2 ** min(self.failures, 6))
                 raise
             self.failures = 0
-        captured = frame.captured_at or now
-        if self.first is None:
-            self.first = captured
-        pts = max(int(round((captured - self.first) / TIME_BASE)), self.last_pts + 1)
-        self.last_pts = pts
-        av_frame = fill_frame(planes)
-        av_frame.pts, av_frame.time_base = pts, TIME_BASE
         try:
-            for packet in self.stream.encode(av_frame):
-                self.out.mux(packet)
+            self.encoder.write(planes, frame.captured_at or now)
         except (av.error.FFmpegError, OSError) as e:
             self._drop()
             self.retry_at = now + 1.0
@@ -93,14 +72,13 @@ class _Push:
                 self.out.close()
         except Exception:  # noqa: BLE001 - the connection is gone anyway
             pass
-        self.out = self.stream = None
+        self.out = self.encoder = None
 
     def close(self) -> None:
-        if self.out is None:
+        if self.encoder is None:
             return
         try:
-            for packet in self.stream.encode(None):
-                self.out.mux(packet)
+            self.encoder.flush()
         except (av.error.FFmpegError, OSError):
             pass
         self._drop()

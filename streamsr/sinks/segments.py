@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from streamsr.colour import BT601_TV, Colour
+from streamsr.encoding import ENCODERS, VideoEncoding
 from streamsr.errors import ConfigError, OutputError
-from streamsr.sinks.av_sink import ENCODERS, fill_frame, pad_to_even
+from streamsr.sinks.video_stream import CaptureClockStream, pad_to_even
 from streamsr.types import Frame
 
 log = logging.getLogger(__name__)
@@ -50,19 +50,20 @@ class SegmentSettings:
 
 
 class _CameraRecorder:
-    TIME_BASE = Fraction(1, 90000)
+    RATE = 25  # what the encoder assumes; timestamps are the capture times
 
     def __init__(self, folder: Path, settings: SegmentSettings) -> None:
         self.folder = folder
         self.settings = settings
         self.out: av.container.OutputContainer | None = None
-        self.stream = None
-        self.size: tuple[int, int] | None = None
-        self.colour: Colour | None = None
+        self.encoder: CaptureClockStream | None = None
         self.started = 0.0
-        self.first_capture: float | None = None
-        self.last_pts = -1
         self.files: list[Path] = []
+
+    def _encoding(self) -> VideoEncoding:
+        s = self.settings
+        return VideoEncoding(s.codec, preset=s.preset, crf=s.crf, tune="zerolatency",
+                             gop=max(1, int(s.gop_s * self.RATE)), params=("scenecut=0",))
 
     def _open(self, size: tuple[int, int], colour: Colour, now: float) -> None:
         fmt, suffix, options = SEGMENT_FORMATS[self.settings.format]
@@ -76,19 +77,12 @@ class _CameraRecorder:
             self.out = av.open(str(path), mode="w", format=fmt, options={**options, "flush_packets": "1"})
         except (av.error.FFmpegError, OSError) as e:
             raise OutputError(f"cannot write segment {path}: {e}") from None
-        stream = self.out.add_stream(ENCODERS[self.settings.codec], rate=25)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = self.TIME_BASE
-        stream.codec_context.time_base = self.TIME_BASE
-        for attr, value in colour.encoder_tags().items():  # the camera's range and matrix, not the defaults
-            setattr(stream.codec_context, attr, value)
-        stream.codec_context.options = {"preset": self.settings.preset, "crf": str(self.settings.crf),
-                                        "tune": "zerolatency",
-                                        "x264-params": f"keyint={max(1, int(self.settings.gop_s * 25))}:scenecut=0"}
-        self.stream = stream
-        self.size = size
-        self.colour = colour
+        try:  # tagged with the camera's range and matrix, not the defaults
+            self.encoder = CaptureClockStream(self.out, self._encoding(), size, colour, self.RATE)
+        except BaseException:
+            self.out.close()
+            self.out = None
+            raise
         self.started = now
         self.files.append(path)
         log.info("recording %s", path)
@@ -98,31 +92,21 @@ class _CameraRecorder:
         size = planes[0].shape[1], planes[0].shape[0]
         now = frame.captured_at or time.monotonic()
         colour = frame.colour or BT601_TV
-        if self.out is not None and (size != self.size or colour != self.colour
-                                     or now - self.started >= self.settings.segment_s):
+        if self.encoder is not None and (not self.encoder.fits(size, colour)
+                                         or now - self.started >= self.settings.segment_s):
             self.close()
-        if self.out is None:
+        if self.encoder is None:
             self._open(size, colour, now)
-            self.first_capture = now
-            self.last_pts = -1
-        pts = int(round((now - self.first_capture) / self.TIME_BASE))
-        pts = max(pts, self.last_pts + 1)
-        self.last_pts = pts
-        av_frame = fill_frame(planes)
-        av_frame.pts = pts
-        av_frame.time_base = self.TIME_BASE
-        for packet in self.stream.encode(av_frame):
-            self.out.mux(packet)
+        self.encoder.write(planes, now)
 
     def close(self) -> None:
         if self.out is None:
             return
         try:
-            for packet in self.stream.encode(None):
-                self.out.mux(packet)
+            self.encoder.flush()
         finally:
             self.out.close()
-            self.out = None
+            self.out = self.encoder = None
 
 
 class SegmentRecorder:
