@@ -35,7 +35,7 @@ CASES = {
 
 CHILD = r"""
 import json, resource, sys, time
-from streamsr.cli import main
+from streamsr.commands.cli import main
 t0 = time.perf_counter()
 code = main(sys.argv[1:])
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

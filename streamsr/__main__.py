@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from streamsr.cli import main
+from streamsr.commands.cli import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import Clip, make_clip  # noqa: E402
 from tiny_model import write_tiny_model  # noqa: E402
 
-from streamsr.cli import main  # noqa: E402
+from streamsr.commands.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from streamsr import bench
+from streamsr.commands import bench
 from streamsr.backends.base import Done
 from streamsr.errors import OutputError
 from streamsr.types import Frame

@@ -153,6 +153,6 @@ def test_the_wheel_ships_models_but_no_built_engine(tmp_path: Path) -> None:
     built = Path(next(iter(wheel.build(directory=str(tmp_path / "dist"), versions=["standard"]))))
     names = zipfile.ZipFile(built).namelist()
     assert "streamsr/_engines/espcn_x2.onnx" in names and "streamsr/_engines/espcn_x2.json" in names
-    assert "streamsr/live.py" in names
+    assert "streamsr/commands/live.py" in names
     leaked = [n for n in names if "/cache/" in n or n.endswith((".plan", ".tmp", "timing.cache"))]
     assert not leaked, leaked

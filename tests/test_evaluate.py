@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from streamsr import evaluate
+from streamsr.commands import eval as eval_command
 from streamsr.errors import InputError, ModelError
 from streamsr.resize import imresize
 
@@ -26,7 +27,7 @@ def _images(folder: Path, n: int = 2, size: int = 48) -> Path:
 
 def _args(*argv: str) -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    evaluate.add_arguments(p)
+    eval_command.add_arguments(p)
     return p.parse_args(list(argv))
 
 
@@ -55,7 +56,7 @@ def test_perfect_upscaler_scores_infinite() -> None:
 def test_run_bicubic_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _images(tmp_path / "Tiny")
     out = tmp_path / "res.json"
-    assert evaluate.run(_args("--model", "bicubic", "--scale", "2", "--data", str(data), "--json", str(out))) == 0
+    assert eval_command.run(_args("--model", "bicubic", "--scale", "2", "--data", str(data), "--json", str(out))) == 0
     text = capsys.readouterr().out
     assert "Tiny" in text and "bicubic" in text
     res = json.loads(out.read_text())
@@ -78,25 +79,25 @@ def test_run_model_through_onnxruntime(tmp_path: Path, capsys: pytest.CaptureFix
     (engines / "toy_x2.json").write_text(card.to_json())
     data = _images(tmp_path / "Tiny")
     out = tmp_path / "r.json"
-    assert evaluate.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "2", "--data", str(data), "--json", str(out))) == 0
+    assert eval_command.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "2", "--data", str(data), "--json", str(out))) == 0
     res = json.loads(out.read_text())["datasets"]["Tiny"]["none"]["toy_x2"]
     assert np.isfinite(res["psnr"]) and set(res["per_image"]) == {"im0.png", "im1.png", "grey.png"}
     with pytest.raises(ModelError):
-        evaluate.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "3", "--data", str(data)))
+        eval_command.run(_args("--model", str(engines / "toy_x2.json"), "--scale", "3", "--data", str(data)))
 
 
 def test_bad_inputs_raise_streamsr_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a folder"):
-        evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "missing")))
+        eval_command.run(_args("--model", "bicubic", "--data", str(tmp_path / "missing")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no images"):
-        evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "empty")))
+        eval_command.run(_args("--model", "bicubic", "--data", str(tmp_path / "empty")))
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_bytes(b"not a png")
     with pytest.raises(InputError, match="cannot read"):
-        evaluate.run(_args("--model", "bicubic", "--data", str(tmp_path / "bad")))
+        eval_command.run(_args("--model", "bicubic", "--data", str(tmp_path / "bad")))
     with pytest.raises(ModelError):
-        evaluate.run(_args("--model", "nosuchmodel", "--data", str(tmp_path / "bad")))
+        eval_command.run(_args("--model", "nosuchmodel", "--data", str(tmp_path / "bad")))
 
 
 def _textured(folder: Path, n: int = 2, size: int = 72) -> Path:
@@ -155,7 +156,7 @@ def test_run_compares_models_on_compressed_input(tmp_path: Path, capsys: pytest.
     data = _textured(tmp_path / "T")
     out = tmp_path / "r.json"
     argv = ("--model", "bicubic", "--data", str(data), "--lr-degrade", "none", "--lr-degrade", "jpeg:30", "--json", str(out))
-    assert evaluate.run(_args(*argv)) == 0
+    assert eval_command.run(_args(*argv)) == 0
     assert "jpeg:30" in capsys.readouterr().out
     rows = json.loads(out.read_text())["datasets"]["T"]
     assert rows["jpeg:30"]["bicubic"]["psnr"] < rows["none"]["bicubic"]["psnr"]

@@ -15,7 +15,7 @@ import pytest
 from streamsr.backends import create_backend, cuda_visible
 from streamsr.backends.engine_cache import EngineKey, ShapeProfile, plan_path, stale_reasons, write_key
 from streamsr.backends.tensorrt_backend import onnx_for_build, strongly_typed
-from streamsr.cli import main
+from streamsr.commands.cli import main
 from streamsr.errors import BackendUnavailable
 from tiny_model import write_tiny_model
 

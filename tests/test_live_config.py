@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streamsr.cli import build_parser
-from streamsr.live import build_config
+from streamsr.commands.cli import build_parser
+from streamsr.commands.live import build_config
 from streamsr.livepipe.config import LiveConfig
 
 Get = Callable[[LiveConfig], Any]

@@ -224,7 +224,7 @@ def test_metrics_parse_with_prometheus_clients_parser_and_keep_large_counters_ex
 
 def test_live_tells_the_engine_the_cameras_batch(monkeypatch) -> None:
     """TensorRT builds its profile for the batch it is told; live mode tells it the policy's batch."""
-    from streamsr import live
+    from streamsr.commands import live
     from streamsr.livepipe.config import parse_config
 
     class Recorder:

@@ -214,7 +214,7 @@ def test_a_plan_built_ahead_is_the_plan_the_runtime_loads(gpu, card, run_cli):
 
 def test_build_engine_and_enhance_default_to_the_same_batch(gpu, card, run_cli):
     from streamsr.backends.engine_cache import DEFAULT_BATCH
-    from streamsr.cli import build_parser
+    from streamsr.commands.cli import build_parser
     from streamsr.enhance import EnhanceOptions
 
     parser = build_parser()

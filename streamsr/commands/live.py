@@ -42,7 +42,7 @@ _NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)$")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every option that the YAML file also has defaults to None here: the command line wins over
     the file only where it was given, and the file wins over the defaults (``build_config``)."""
-    from streamsr.cli import add_model_arguments
+    from streamsr.commands.cli import add_model_arguments
 
     p.add_argument("sources", nargs="*", metavar="SOURCE",
                    help="rtsp:// or http(s):// URL, /dev/videoN, or a video file; NAME=SOURCE names the camera")

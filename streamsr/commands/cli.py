@@ -25,13 +25,13 @@ log = logging.getLogger("streamsr")
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 _SUBCOMMAND_MODULES = {
-    "demo": ("streamsr.demo", "enhance a generated clip and measure FPS and PSNR against bicubic"),
-    "bench": ("streamsr.bench", "time decode, inference and encode per engine and scale"),
-    "eval": ("streamsr.evaluate", "PSNR/SSIM of a model on a folder of HR images"),
-    "live": ("streamsr.live", "enhance live cameras (RTSP, HTTP, webcams) to a window, browser page, re-stream or recording"),
-    "build-engine": ("streamsr.build_engine", "build and cache a TensorRT engine ahead of time"),
-    "bench-gpu": ("streamsr.bench_gpu", "inference and end-to-end speed on an NVIDIA GPU against its roofline"),
-    "batch": ("streamsr.batch.command", "enhance many files or folders into a mirrored tree: resumable, "
+    "demo": ("streamsr.commands.demo", "enhance a generated clip and measure FPS and PSNR against bicubic"),
+    "bench": ("streamsr.commands.bench", "time decode, inference and encode per engine and scale"),
+    "eval": ("streamsr.commands.eval", "PSNR/SSIM of a model on a folder of HR images"),
+    "live": ("streamsr.commands.live", "enhance live cameras (RTSP, HTTP, webcams) to a window, browser page, re-stream or recording"),
+    "build-engine": ("streamsr.commands.build_engine", "build and cache a TensorRT engine ahead of time"),
+    "bench-gpu": ("streamsr.commands.bench_gpu", "inference and end-to-end speed on an NVIDIA GPU against its roofline"),
+    "batch": ("streamsr.commands.batch", "enhance many files or folders into a mirrored tree: resumable, "
                                         "parallel, long files split; on this machine or a Ray cluster"),
 }
 

@@ -18,7 +18,7 @@ MAX_ROWS = 40
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from streamsr.cli import add_encode_arguments, add_model_arguments
+    from streamsr.commands.cli import add_encode_arguments, add_model_arguments
 
     p.add_argument("sources", nargs="+", metavar="SRC",
                    help="video files, folders (walked recursively) or glob patterns (quote them)")
@@ -77,7 +77,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamsr.cli import enhance_options
+    from streamsr.commands.cli import enhance_options
 
     options = BatchOptions(
         enhance=enhance_options(args), workers=args.workers, ray=_ray_address(args.ray), force=args.force,

@@ -100,7 +100,7 @@ def _wall_ms(torch, fn, repeats: int) -> float:
 
 def end_to_end(frames: int) -> dict[str, float]:
     """960x540 H.264 -> 1920x1080 through the file pipeline on the cuda engine (ESPCN x2)."""
-    from streamsr.bench import synthetic_clip
+    from streamsr.commands.bench import synthetic_clip
     from streamsr.enhance import EnhanceOptions, enhance
     from streamsr.sinks.av_sink import EncodeSettings
 
