@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="default: the shipped espcn x2")
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--engine", default="auto")
+    ap.add_argument("--precision", default="auto", help="fp32, bf16, int8 or auto (streamsr/backends/precision.py)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--ceiling-ms", type=float, default=500.0)
@@ -93,7 +94,8 @@ def main() -> int:
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    backend = open_backend(EnhanceOptions(scale=a.scale, model=a.model, engine=a.engine, threads=a.threads))
+    backend = open_backend(EnhanceOptions(scale=a.scale, model=a.model, engine=a.engine, threads=a.threads,
+                                          precision=a.precision))
     print(f"model {backend.card.name} on {backend.describe()}; {os.cpu_count()} CPUs; load {os.getloadavg()}",
           flush=True)
     rows = []
