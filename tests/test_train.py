@@ -13,6 +13,7 @@ from streamsr.types import ModelCard
 from train.config import config_from_dict, load_config
 from train.export import export_run
 from train.loop import CKPT_NAME, WEIGHTS_NAME, lr_at, train
+from train.sessions import read_sessions
 
 
 def _write_images(folder: Path, n: int, size: tuple[int, int], seed: int) -> None:
@@ -101,6 +102,10 @@ def test_train_resumes_exactly(tiny_config: Path, tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = (tmp_path / "split" / "log.csv").read_text().strip().splitlines()
     assert rows[0].startswith("step,") and len(rows) == 1 + 6
+    # each start is recorded with its machine; the first start's steps after step 3 were redone
+    sessions = read_sessions(tmp_path / "split", final_step=6)
+    assert [(s["step_from"], s["steps"]) for s in sessions] == [(0, 3), (3, 3)]
+    assert all(s["hardware"] and s["device"] == "cpu" and s["precision"] in ("fp32", "bf16") for s in sessions)
 
 
 def test_export_onnx_matches_torch(tiny_config: Path, tmp_path: Path) -> None:
@@ -115,6 +120,8 @@ def test_export_onnx_matches_torch(tiny_config: Path, tmp_path: Path) -> None:
     assert loaded.macs_per_pixel == 25 * 8 + 9 * 8 * 4 + 9 * 4 * 4
     assert loaded.metrics["val"]["images"] == 2 and "psnr" in loaded.metrics["val"]
     assert loaded.training["steps"] == 6 and loaded.torch_weights == "espcn_x2.pt"
+    assert [x["steps"] for x in loaded.training["sessions"]] == [6]
+    assert loaded.training["hardware"].endswith(": 6 steps")
 
     sess = ort.InferenceSession(str(loaded.file(loaded.onnx)), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["lr"] and [o.name for o in sess.get_outputs()] == ["sr"]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import logging
 import shutil
 import sys
@@ -14,24 +12,7 @@ from streamsr.hashing import file_sha256
 from train.cli import report_errors
 from train.config import REPO_ROOT, load_config
 from train.loop import train
-
-
-def hardware() -> str:
-    """The CPU (model, cores, bf16) or GPU a run trained on, for its card."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    name, flags = platform.processor() or "cpu", ""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
-        flags = next(line for line in info.splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    simd = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "")
-    bf16 = ", native bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else ""
-    return f"{name}, {os.cpu_count()} cores, {simd}{bf16}".rstrip(", ")
+from train.sessions import hardware
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from train.cli import report_errors
 from train.config import REPO_ROOT, TrainConfig, load_config, resolve_path
 from train.loop import WEIGHTS_NAME, make_model
 from train.measure import torch_selfcheck
+from train.sessions import hardware_summary, read_sessions
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,61 @@ def card_metrics(
     return metrics
 
 
+def load_deployed(cfg: TrainConfig, run_dir: Path) -> tuple[nn.Module, dict[str, Any], int]:
+    """The run's final weights in their deployed form, its ``arch_kwargs`` and its input channels."""
+    weights = run_dir / WEIGHTS_NAME
+    if not weights.exists():
+        raise InputError(f"no trained weights at {weights} (has the run finished?)")
+    _check_trained_with(cfg, run_dir)
+    model = make_model(cfg)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model, arch_kwargs = deploy_form(model.eval(), cfg.model.kwargs)
+    channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    return model, arch_kwargs, channels
+
+
+def fp16_sample(cfg: TrainConfig, eval_dirs: list[Path] | None, channels: int) -> np.ndarray:
+    """A real LR patch to measure the fp16 file's error on (a smooth synthetic one if no folder is at hand)."""
+    sample_dir = eval_dirs[0] if eval_dirs else (resolve_path(cfg.data.val_dir) if cfg.data.val_dir else None)
+    if sample_dir is not None:
+        sample = sample_patch(Path(sample_dir), cfg.scale)
+    else:
+        yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+        sample = (0.5 + 0.4 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[None, None].astype(np.float32)
+    return np.repeat(sample, channels, axis=1) if channels != 1 else sample
+
+
+def training_record(cfg: TrainConfig, config_path: Path, run_dir: Path, onnx_diff: float) -> dict[str, Any]:
+    """The card's ``training`` entry: data, config, steps, time, and where each stretch of the run trained."""
+    summary: dict[str, Any] = {}
+    if (run_dir / "summary.json").exists():
+        summary = json.loads((run_dir / "summary.json").read_text())
+    try:
+        config_rel = str(config_path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        config_rel = str(config_path)
+    steps = summary.get("steps", cfg.schedule.steps)
+    sessions = read_sessions(run_dir, steps)
+    return {
+        "data": [Path(d).name for d in cfg.data.train_dirs],
+        "config": config_rel,
+        "config_sha256": file_sha256(config_path),
+        "steps": steps,
+        "seed": cfg.seed,
+        "wall_time_s": summary.get("wall_time_s"),
+        "device": summary.get("device"),
+        "threads": summary.get("threads"),
+        "precision": summary.get("precision"),
+        "hardware": hardware_summary(sessions) or summary.get("hardware"),
+        "sessions": sessions or None,
+        "lr_pixels_seen": summary.get("lr_pixels_seen") or steps * cfg.data.batch_size * cfg.data.patch_size**2,
+        "init_from": cfg.init_from,
+        "degradation": cfg.degradation,
+        "loss": cfg.loss,
+        "onnx_max_abs_diff": onnx_diff,
+    }
+
+
 def export_run(
     cfg: TrainConfig,
     config_path: Path,
@@ -163,14 +219,7 @@ def export_run(
     lr_degrade: list[LRDegradation] | None = None,
 ) -> ModelCard:
     """Export the finished run in ``run_dir`` and return the card written beside the ONNX."""
-    weights = run_dir / WEIGHTS_NAME
-    if not weights.exists():
-        raise InputError(f"no trained weights at {weights} (has the run finished?)")
-    _check_trained_with(cfg, run_dir)
-    model = make_model(cfg)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model, arch_kwargs = deploy_form(model.eval(), cfg.model.kwargs)
-    channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    model, arch_kwargs, channels = load_deployed(cfg, run_dir)
     engines_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{cfg.model.name}_x{cfg.scale}" if cfg.name is None else cfg.name
     onnx_path, pt_path, card_path = (engines_dir / f"{stem}{ext}" for ext in (".onnx", ".pt", ".json"))
@@ -178,43 +227,9 @@ def export_run(
     diff = check_onnx(model, channels, onnx_path)
     log.info("ONNX matches torch: max abs diff %.2e", diff)
     torch.save(model.state_dict(), pt_path)
+    fp16_path, fp16_err = export_fp16(onnx_path, fp16_sample(cfg, eval_dirs, channels))
+    log.info("fp16 ONNX %s: max abs error %.2e", fp16_path.name, fp16_err)
     selfcheck = torch_selfcheck(model, cfg.scale)
-    sample_dir = eval_dirs[0] if eval_dirs else (resolve_path(cfg.data.val_dir) if cfg.data.val_dir else None)
-    if sample_dir is not None:
-        sample = sample_patch(Path(sample_dir), cfg.scale)
-    else:  # no image at hand: a smooth synthetic patch
-        yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
-        sample = (0.5 + 0.4 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[None, None].astype(np.float32)
-    if channels != 1:
-        sample = np.repeat(sample, channels, axis=1)
-    fp16_path, fp16_err = export_fp16(onnx_path, sample)
-    log.info("fp16 ONNX %s: max abs error %.2e on a %s patch", fp16_path.name, fp16_err, sample.shape[2:])
-
-    summary: dict[str, Any] = {}
-    if (run_dir / "summary.json").exists():
-        summary = json.loads((run_dir / "summary.json").read_text())
-    try:
-        config_rel = str(config_path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        config_rel = str(config_path)
-    training = {
-        "data": [Path(d).name for d in cfg.data.train_dirs],
-        "config": config_rel,
-        "config_sha256": file_sha256(config_path),
-        "steps": summary.get("steps", cfg.schedule.steps),
-        "seed": cfg.seed,
-        "wall_time_s": summary.get("wall_time_s"),
-        "device": summary.get("device"),
-        "threads": summary.get("threads"),
-        "precision": summary.get("precision"),
-        "hardware": summary.get("hardware"),
-        "lr_pixels_seen": summary.get("lr_pixels_seen")
-        or summary.get("steps", cfg.schedule.steps) * cfg.data.batch_size * cfg.data.patch_size**2,
-        "init_from": cfg.init_from,
-        "degradation": cfg.degradation,
-        "loss": cfg.loss,
-        "onnx_max_abs_diff": diff,
-    }
     card = ModelCard(
         name=stem,
         arch=cfg.model.name,
@@ -228,7 +243,7 @@ def export_run(
         onnx_sha256=file_sha256(onnx_path),
         onnx_fp16=fp16_path.name,
         fp16_max_abs_error=fp16_err,
-        training=training,
+        training=training_record(cfg, config_path, run_dir, diff),
         metrics={"selfcheck": selfcheck},
         path=card_path,
     )

@@ -21,6 +21,7 @@ from streamsr.lr_degrade import LRDegradation
 from streamsr.models import build_model
 from train.config import TrainConfig, resolve_path
 from train.data import PatchSampler, split_holdout
+from train.sessions import record_start
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,7 @@ def train(
     precision = pick_precision(cfg.precision, device)
     log.info("device %s, %d threads, precision %s", device, n_threads, precision)
     state = initial_state(cfg, device, out / CKPT_NAME if resume else None)
+    record_start(out, state.step, str(device), n_threads, precision)
     data = load_data(cfg)
     curve = CurveLog(out / LOG_NAME, resume, state.step)
     end = cfg.schedule.steps if stop_after is None else min(stop_after, cfg.schedule.steps)
