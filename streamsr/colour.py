@@ -180,7 +180,6 @@ _KR_KB = {"bt709": (0.2126, 0.0722), "fcc": (0.30, 0.11), "bt470bg": (0.299, 0.1
 _TAG_DEFAULTS = {"bt709": ("bt709", "bt709"), "smpte170m": ("smpte170m", "smpte170m"),
                  "bt470bg": ("bt470bg", "smpte170m"), "smpte240m": ("smpte240m", "smpte240m"),
                  "bt2020nc": ("bt2020", "bt2020-10"), "bt2020c": ("bt2020", "bt2020-10")}
-HD_HEIGHT = 720  # untagged video at least this tall is taken as BT.709, smaller as BT.601 (as players do)
 
 
 @dataclass(frozen=True)
@@ -223,9 +222,8 @@ class Colour:
 BT601_TV = Colour("smpte170m", "tv")
 
 
-# Untagged *files* (enhance) are tagged with the players' guess from the size, as FFmpeg and mpv
-# make it. Live frames use colour_from_tags' rule (HD_HEIGHT) instead; the two differ for
-# 577..719 lines and for 1280-wide video of 576 lines or fewer, and are kept as they were.
+# Untagged video, files and live cameras alike, gets the players' guess from its size, as FFmpeg
+# and mpv make it (is_hd).
 _UNSPECIFIED = 2  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC unspecified (the range's is 0)
 
 
@@ -248,17 +246,18 @@ def implied_colour(width: int, height: int, colorspace: int | None, primaries: i
     return colorspace, primaries, color_range
 
 
-def colour_from_tags(colorspace: int | None, color_range: int | None, height: int, *, full_range_format: bool = False,
-                     primaries: int | None = None, transfer: int | None = None) -> Colour:
+def colour_from_tags(colorspace: int | None, color_range: int | None, width: int, height: int, *,
+                     full_range_format: bool = False, primaries: int | None = None,
+                     transfer: int | None = None) -> Colour:
     """The ``Colour`` of decoded video from FFmpeg's tags; what is untagged is inferred.
 
     A ``yuvj*`` pixel format (``full_range_format``) or a JPEG range tag means full range,
-    anything else limited. An unspecified matrix is BT.601 below ``HD_HEIGHT`` lines and BT.709
-    from there on.
+    anything else limited. An unspecified matrix is the players' guess from the size (``is_hd``):
+    BT.709 from 1280 wide or above 576 lines, BT.601 below.
     """
     rng = "pc" if full_range_format or color_range == RANGES["pc"] else "tv"
     by_value = {v: k for k, v in MATRICES.items()}
-    matrix = by_value.get(colorspace or 0) or ("bt709" if height >= HD_HEIGHT else "smpte170m")
+    matrix = by_value.get(colorspace or 0) or ("bt709" if is_hd(width, height) else "smpte170m")
     prim = {v: k for k, v in PRIMARIES.items()}.get(primaries or 0)
     trc = {v: k for k, v in TRANSFERS.items()}.get(transfer or 0)
     return Colour(matrix, rng, prim, trc)

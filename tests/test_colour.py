@@ -112,9 +112,10 @@ def test_the_files_untagged_colour_guess_is_unchanged() -> None:
             assert colour.implied_colour(w, h, *tags) == _implied_before(w, h, *tags), (w, h, tags)
 
 
-def test_files_and_live_guess_untagged_matrices_by_different_rules() -> None:
-    """Kept as they were (README: files; docs/LIVE.md: live); this shows where they part."""
-    for (w, h), same in [((640, 360), True), ((1920, 1080), True), ((1024, 600), False), ((1280, 536), False)]:
-        live = colour.MATRICES[colour.colour_from_tags(None, None, h).matrix]
+def test_files_and_live_guess_untagged_matrices_by_the_same_rule() -> None:
+    """A camera recorded and the same camera live get the same colours (the players' size rule)."""
+    for (w, h), expected in [((640, 360), "smpte170m"), ((720, 576), "smpte170m"), ((1024, 600), "bt709"),
+                             ((1280, 536), "bt709"), ((960, 720), "bt709"), ((1920, 1080), "bt709")]:
+        live = colour.colour_from_tags(None, None, w, h).matrix
         files = colour.implied_colour(w, h, None, None, None)[0]
-        assert (live == files) is same, (w, h)
+        assert live == expected and colour.MATRICES[live] == files, (w, h)

@@ -278,7 +278,7 @@ def decoded_planes(decoded: av.VideoFrame) -> tuple[tuple[np.ndarray, np.ndarray
     than 4:2:0 is converted to 4:2:0 at its own range, never squeezed to limited range.
     """
     fmt = decoded.format.name
-    colour = colour_from_tags(_enum(decoded.colorspace), _enum(decoded.color_range), decoded.height,
+    colour = colour_from_tags(_enum(decoded.colorspace), _enum(decoded.color_range), decoded.width, decoded.height,
                               full_range_format=fmt.startswith("yuvj"),
                               primaries=_enum(getattr(decoded, "color_primaries", None)),
                               transfer=_enum(getattr(decoded, "color_trc", None)))
