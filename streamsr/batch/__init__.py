@@ -11,6 +11,7 @@ keyframes and joined), worker (one model, many tasks), local (worker processes),
 from __future__ import annotations
 
 from streamsr.batch.discover import Item, discover
-from streamsr.batch.job import BatchOptions, BatchReport, FileReport, run_batch
+from streamsr.batch.job import run_batch
+from streamsr.batch.report import BatchOptions, BatchReport, FileReport
 
 __all__ = ["BatchOptions", "BatchReport", "FileReport", "Item", "discover", "run_batch"]

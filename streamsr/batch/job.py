@@ -9,102 +9,31 @@ at most temporary files in the work folder, which the next run removes.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
-import os
 import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Protocol
 
-from streamsr import zoo
 from streamsr.backends.base import default_threads
 from streamsr.batch import sizing
 from streamsr.batch.discover import Item
-from streamsr.batch.journal import STATE_DIR, Fingerprint, Journal, same_content, sha256_file
+from streamsr.batch.journal import STATE_DIR, Fingerprint, Journal, sha256_file
+from streamsr.batch.outputs import clean_work, options_fingerprint, place, verdict, work_dir
+from streamsr.batch.report import BatchOptions, BatchReport, FileReport, Runner
 from streamsr.batch.segments import (SEGMENT_SUFFIX, JoinCancelled, Probe, SegmentPlan, SplitError, check_copy,
                                      join_segments, plan_segments, probe)
 from streamsr.batch.worker import Task, TaskResult
 from streamsr.enhance import SCALES, EnhanceOptions
 from streamsr.errors import ConfigError, OutputError, PipelineError, StreamSRError
-from streamsr.sinks.atomic import commit, discard, temporary_path
 
 log = logging.getLogger(__name__)
 
-Status = Literal["done", "skipped", "failed", "interrupted"]
 TICK_S = 0.25
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    enhance: EnhanceOptions = EnhanceOptions()
-    workers: int | None = None  # None: sizing.default_workers
-    ray: str | None = None  # None: local processes; "local": a new local Ray; "auto" or an address
-    force: bool = False  # redo files the journal says are done, replace outputs it does not know
-    split_over_s: float = 600.0  # files longer than this are cut into segments (0: never)
-    segment_s: float = 300.0  # about this long each
-    retries: int = 2  # more attempts for a task whose worker died or that crashed
-
-
-@dataclass
-class FileReport:
-    key: str
-    src: Path
-    status: Status
-    frames: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    segments: int = 0
-    retries: int = 0  # tasks run again after a worker died or crashed
-    note: str = ""
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class BatchReport:
-    outdir: Path
-    files: list[FileReport]
-    wall_s: float
-    runner: str = ""
-    engine: str = ""
-    interrupted: bool = False
-
-    def count(self, status: Status) -> int:
-        return sum(f.status == status for f in self.files)
-
-    @property
-    def frames(self) -> int:
-        return sum(f.frames for f in self.files if f.status == "done")
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        return {"outdir": str(self.outdir), "wall_s": round(self.wall_s, 3), "frames": self.frames,
-                "fps": round(self.fps, 3), "runner": self.runner, "engine": self.engine,
-                "interrupted": self.interrupted,
-                "files": [{**asdict(f), "src": str(f.src), "fps": round(f.fps, 3)} for f in self.files]}
-
-
-class Runner(Protocol):
-    capacity: int
-    in_flight: int
-
-    def describe(self) -> str: ...
-    def submit(self, task: Task) -> None: ...
-    def poll(self, timeout: float) -> list[TaskResult]: ...
-    def progress(self) -> dict[str, int]: ...
-    def close(self, terminate: bool = False) -> None: ...
 
 
 @dataclass
@@ -123,15 +52,6 @@ class _File:
     whole: bool = False  # the split was abandoned
     note: str = ""
     closed: bool = False
-
-
-def options_fingerprint(options: EnhanceOptions, suffix_rule: str) -> dict[str, object]:
-    """What decides an output's content: a done file made with other options is redone.
-    (The engine, threads and batch size do not: the engines agree within a grey level.)"""
-    card = zoo.resolve_model(options.model, options.scale)
-    e = options.encode
-    return {"model": card.name, "onnx": card.onnx_sha256, "scale": options.scale, "precision": options.precision,
-            "codec": e.codec, "preset": e.preset, "crf": e.crf, "compare": options.compare, "outputs": suffix_rule}
 
 
 class BatchJob:
@@ -186,58 +106,29 @@ class BatchJob:
             raise OutputError(f"output is a file, not a folder: {self.outdir}")
         return options_fingerprint(e, self.container)
 
-    def _work_dir(self, key: str) -> Path:
-        return self.work_root / hashlib.sha256(key.encode()).hexdigest()[:16]
-
     def _classify(self) -> list[_File]:
         """Skip what is done; the rest, with a note of why it is (re)done."""
         todo = []
         for item in self.items:
             target = self.outdir / item.rel
             record = self.journal.files.get(item.key)
-            f = _File(item, target, self._work_dir(item.key))
-            if record is not None and not self.options.force:
-                state = record.get("state")
-                if state == "done":
-                    if record.get("options") != self._fp:
-                        f.note = "options changed"
-                    elif not target.exists():
-                        f.note = "output missing"
-                    elif not same_content(record, item.src):
-                        f.note = "input changed"
-                    else:
-                        self._reports[item.key] = FileReport(item.key, item.src, "skipped",
-                                                             frames=int(record.get("frames", 0)),
-                                                             note="done earlier")
-                        continue
-                elif state == "failed":
-                    f.note = "failed earlier"
-                else:
-                    f.note = "interrupted earlier"
-            elif record is None and not self.options.force and (target.exists() or target.is_symlink()):
-                self._reports[item.key] = FileReport(
-                    item.key, item.src, "failed",
-                    error=f"output exists and was not written by this job: {target} (--force replaces it)")
-                continue
-            todo.append(f)
+            action, why = verdict(record, target, item.src, self._fp, self.options.force)
+            if action == "skip":
+                self._reports[item.key] = FileReport(item.key, item.src, "skipped",
+                                                     frames=int((record or {}).get("frames", 0)), note=why)
+            elif action == "refuse":
+                self._reports[item.key] = FileReport(item.key, item.src, "failed", error=why)
+            else:
+                todo.append(_File(item, target, work_dir(self.work_root, item.key), note=why))
         return todo
 
     def _clean_work(self, keep: set[str]) -> None:
         """Remove what killed runs left in the work folder; keep reusable segments of ``keep``."""
-        if not self.work_root.exists():
-            return
         wanted: dict[Path, set[str]] = {}
         for (key, _), record in self.journal.segments.items():
             if key in keep:
-                wanted.setdefault(self._work_dir(key), set()).add(record["file"])
-        for folder in self.work_root.iterdir():
-            names = wanted.get(folder)
-            if names is None:
-                shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else discard(folder)
-                continue
-            for entry in folder.iterdir():
-                if entry.name not in names:
-                    discard(entry)
+                wanted.setdefault(work_dir(self.work_root, key), set()).add(record["file"])
+        clean_work(self.work_root, wanted)
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, make_runner: Callable[[EnhanceOptions, int | None, int], Runner]) -> BatchReport:
@@ -392,20 +283,27 @@ class BatchJob:
         self._fail(f, error)
 
     def _finish_whole(self, f: _File, r: TaskResult) -> None:
+        now = self._place_if_unchanged(f, r.task.output, f.fingerprint)
+        if now is not None:
+            self._done(f, replace(now, sha256=r.sha256), r.frames, r.seconds)
+
+    def _place_if_unchanged(self, f: _File, work_file: Path, before: Fingerprint | None) -> Fingerprint | None:
+        """Move ``work_file`` to the target unless the input changed while it was processed;
+        the input's fingerprint now, or None when the file failed."""
         try:
             now = Fingerprint.of(f.item.src)
         except OSError as e:
             self._fail(f, f"{f.item.src}: {e.strerror or e}")
-            return
-        if f.fingerprint is not None and (now.size, now.mtime_ns) != (f.fingerprint.size, f.fingerprint.mtime_ns):
+            return None
+        if before is not None and (now.size, now.mtime_ns) != (before.size, before.mtime_ns):
             self._fail(f, f"{f.item.src} changed while it was processed (still being written?)")
-            return
+            return None
         try:
-            place(r.task.output, f.target)
+            place(work_file, f.target)
         except OSError as e:
             self._fail(f, f"cannot write {f.target}: {e.strerror or e}")
-            return
-        self._done(f, replace(now, sha256=r.sha256), r.frames, r.seconds)
+            return None
+        return now
 
     def _finish_segment(self, f: _File, index: int, r: TaskResult) -> None:
         assert f.plan is not None
@@ -472,35 +370,41 @@ class BatchJob:
     def _on_io(self, what: str, f: _File, future: Future) -> None:
         if f.closed:
             return
-        error = future.exception()
         if what == "plan":
-            if isinstance(error, OutputError):
-                self._fail(f, str(error))
-                return
-            if error is not None:  # unreadable: the worker gives the proper message
-                log.debug("%s: cannot plan segments: %s", f.item.key, error)
-                self._queue_whole(f)
-                return
-            plan, why, fingerprint = future.result()
-            if plan is None:
-                log.info("%s is not split: %s", f.item.key, why)
-                self._queue_whole(f)
-                return
-            f.plan, f.fingerprint = plan, fingerprint
-            done = self.journal.segments_of(f.item.key, plan.id)
-            for spec in plan.segments:
-                record = done.get(spec.index)
-                if record is not None and (f.work / record["file"]).exists():
-                    f.segment_frames[spec.index] = int(record["frames"])
-                else:
-                    self._queue_task(f, spec.index)
-            self._done_frames[f.item.key] = sum(f.segment_frames.values())
-            if f.segment_frames:
-                f.note = f"resumed with {len(f.segment_frames)} of {len(plan.segments)} segments done"
-            if len(f.segment_frames) == len(plan.segments):
-                self._submit_io(("join", f.item.key), self._join, f)
+            self._on_plan(f, future)
+        else:
+            self._on_join(f, future)
+
+    def _on_plan(self, f: _File, future: Future) -> None:
+        error = future.exception()
+        if isinstance(error, OutputError):
+            self._fail(f, str(error))
             return
-        # join
+        if error is not None:  # unreadable: the worker gives the proper message
+            log.debug("%s: cannot plan segments: %s", f.item.key, error)
+            self._queue_whole(f)
+            return
+        plan, why, fingerprint = future.result()
+        if plan is None:
+            log.info("%s is not split: %s", f.item.key, why)
+            self._queue_whole(f)
+            return
+        f.plan, f.fingerprint = plan, fingerprint
+        done = self.journal.segments_of(f.item.key, plan.id)
+        for spec in plan.segments:
+            record = done.get(spec.index)
+            if record is not None and (f.work / record["file"]).exists():
+                f.segment_frames[spec.index] = int(record["frames"])
+            else:
+                self._queue_task(f, spec.index)
+        self._done_frames[f.item.key] = sum(f.segment_frames.values())
+        if f.segment_frames:
+            f.note = f"resumed with {len(f.segment_frames)} of {len(plan.segments)} segments done"
+        if len(f.segment_frames) == len(plan.segments):
+            self._submit_io(("join", f.item.key), self._join, f)
+
+    def _on_join(self, f: _File, future: Future) -> None:
+        error = future.exception()
         if isinstance(error, JoinCancelled):
             return
         if isinstance(error, SplitError):
@@ -510,21 +414,9 @@ class BatchJob:
             reason = str(error) if isinstance(error, StreamSRError) else f"{type(error).__name__}: {error}"
             self._fail(f, f"joining the segments failed: {reason}")
             return
-        try:
-            now = Fingerprint.of(f.item.src)
-        except OSError as e:
-            self._fail(f, f"{f.item.src}: {e.strerror or e}")
-            return
         assert f.fingerprint is not None
-        if (now.size, now.mtime_ns) != (f.fingerprint.size, f.fingerprint.mtime_ns):
-            self._fail(f, f"{f.item.src} changed while it was processed (still being written?)")
-            return
-        try:
-            place(f.work / f"joined{f.target.suffix}", f.target)
-        except OSError as e:
-            self._fail(f, f"cannot write {f.target}: {e.strerror or e}")
-            return
-        self._done(f, f.fingerprint, future.result())
+        if self._place_if_unchanged(f, f.work / f"joined{f.target.suffix}", f.fingerprint) is not None:
+            self._done(f, f.fingerprint, future.result())
 
 
 def _retries(f: _File) -> int:
@@ -535,24 +427,6 @@ class _JobError(PipelineError):
     """The workers cannot run the model at all: the job stops."""
 
     exit_code = 4
-
-
-def place(work_file: Path, target: Path) -> None:
-    """Move a finished output to its target: a rename, or a copy and rename across file systems."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(work_file, target)
-    except OSError as e:
-        if e.errno != errno.EXDEV:
-            raise
-        temp = temporary_path(target)
-        try:
-            shutil.copyfile(work_file, temp)
-        except BaseException:
-            discard(temp)
-            raise
-        commit(temp, target)
-        work_file.unlink()
 
 
 def run_batch(items: list[Item], outdir: Path, options: BatchOptions, container: str = "same",

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from streamsr.batch.discover import CONTAINERS, discover
-from streamsr.batch.job import BatchOptions, BatchReport, run_batch
+from streamsr.batch.job import run_batch
+from streamsr.batch.report import BatchOptions, BatchReport
 from streamsr.errors import ConfigError
 from streamsr.progress import ProgressBar
 
