@@ -1,10 +1,14 @@
 """Live benchmark: 1, 2 and 4 loopback RTSP cameras at 352x288 and 704x576 through a model.
 
-Not part of CI. Needs the gst-rtsp-server packages (see tests/rtsp_server.py); the server
-runs on this machine too (one shared H.264 encoder per size, every camera a client of it),
-so its CPU use is part of what is measured.
+Not part of CI. ``--source rtsp`` (the default) needs the gst-rtsp-server packages (see
+tests/rtsp_server.py); the server runs on this machine too (one shared H.264 encoder per size,
+every camera a client of it), so its CPU use is part of what is measured. ``--source file``
+needs nothing more: every camera plays its own copy of a 10-second H.264 clip of the synthetic
+scene at its frame rate, looping, as ``streamsr live`` plays a file (the GPU issue's "files
+played at 25 FPS").
 
     python benchmarks/live_bench.py --cameras 1 2 4 --sizes 352x288 704x576 --seconds 20 --json bench.json
+    python benchmarks/live_bench.py --source file --cameras 16 --sizes 1280x720 --engine cuda --batch 16
 
 Prints per configuration: output FPS per camera (mean), drop rate, latency p50/p95/p99.
 """
@@ -21,11 +25,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import contextlib  # noqa: E402
+import tempfile  # noqa: E402
+
+import av  # noqa: E402
 from rtsp_server import RtspServer, unavailable_reason  # noqa: E402
 
 from streamsr.enhance import EnhanceOptions, open_backend  # noqa: E402
 from streamsr.livepipe import Camera, LivePipeline, LivePolicy  # noqa: E402
 from streamsr.sources.live_source import LiveOptions, LiveSource  # noqa: E402
+from streamsr.synthetic import scene_frames  # noqa: E402
 
 
 class NullOutput:
@@ -36,11 +45,38 @@ class NullOutput:
         pass
 
 
-def run_one(backend, size: tuple[int, int], n: int, fps: int, warmup_s: float, seconds: float,
-            ceiling_s: float, batch: int) -> dict:
+def write_scene_clip(path: Path, width: int, height: int, fps: int, seconds: float = 10.0) -> Path:
+    """An H.264 clip of the synthetic scene (a camera's kind of picture), ``seconds`` long."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23", "g": str(2 * fps)}
+        for rgb in scene_frames(width, height, int(seconds * fps)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@contextlib.contextmanager
+def camera_sources(kind: str, size: tuple[int, int], n: int, fps: int):
+    """``n`` live sources of one size: clients of one loopback RTSP server, or looping files."""
     w, h = size
-    with RtspServer({"cam": (w, h, fps)}) as server:
-        cams = [Camera(LiveSource(server.url("cam"), LiveOptions(), name=f"cam{i}")) for i in range(n)]
+    if kind == "rtsp":
+        with RtspServer({"cam": (w, h, fps)}) as server:
+            yield [LiveSource(server.url("cam"), LiveOptions(), name=f"cam{i}") for i in range(n)]
+        return
+    with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
+        clip = write_scene_clip(Path(tmp) / f"scene-{w}x{h}.mp4", w, h, fps)
+        yield [LiveSource(str(clip), LiveOptions(realtime=True, loop=True), name=f"cam{i}") for i in range(n)]
+
+
+def run_one(backend, size: tuple[int, int], n: int, fps: int, warmup_s: float, seconds: float,
+            ceiling_s: float, batch: int, source: str = "rtsp") -> dict:
+    w, h = size
+    with camera_sources(source, size, n, fps) as sources:
+        cams = [Camera(src) for src in sources]
         pipe = LivePipeline(cams, backend, [NullOutput()], LivePolicy(max_batch=batch, latency_ceiling_s=ceiling_s))
         with pipe:
             deadline = time.monotonic() + 30
@@ -63,7 +99,7 @@ def run_one(backend, size: tuple[int, int], n: int, fps: int, warmup_s: float, s
     dropped = sum(sum(s["dropped"].values()) for s in snaps)
     lat = [s["latency_s"] for s in snaps]
     return {
-        "size": f"{w}x{h}", "cameras": n, "source_fps": fps, "seconds": round(wall, 2),
+        "size": f"{w}x{h}", "cameras": n, "source": source, "source_fps": fps, "seconds": round(wall, 2),
         "fps_out_per_camera": [round(x, 2) for x in per_cam_fps],
         "fps_out_per_camera_min": round(min(per_cam_fps), 2),
         "drop_rate": round(dropped / frames_in, 4) if frames_in else None,
@@ -89,8 +125,10 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--ceiling-ms", type=float, default=500.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--source", choices=("rtsp", "file"), default="rtsp",
+                    help="loopback RTSP cameras (needs gst-rtsp-server) or looping files played at their rate")
     a = ap.parse_args()
-    reason = unavailable_reason()
+    reason = unavailable_reason() if a.source == "rtsp" else None
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
@@ -104,7 +142,7 @@ def main() -> int:
     for size in a.sizes:
         w, h = (int(v) for v in size.split("x"))
         for n in a.cameras:
-            r = run_one(backend, (w, h), n, a.fps, a.warmup, a.seconds, a.ceiling_ms / 1000, a.batch)
+            r = run_one(backend, (w, h), n, a.fps, a.warmup, a.seconds, a.ceiling_ms / 1000, a.batch, a.source)
             rows.append(r)
             lat = r["latency_ms"]
             print(f"{r['size']:>9} {n:>4} {r['fps_out_per_camera_min']:>13.1f} {r['drop_rate']:>6.1%} "

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from streamsr.colour import chroma_factor
+
+if TYPE_CHECKING:
+    import av
+
+# PyAV is imported where a function needs it, not here: training imports this module (through
+# the CCTV degradation) and runs on machines where only the codec clips need PyAV.
 
 # 4:x:y name for (log2 chroma width, log2 chroma height)
 _CHROMA_NAMES = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (0, 1): "440", (2, 0): "411", (2, 2): "410"}
@@ -75,6 +81,8 @@ def _log2(ratio: float) -> int:
 
 def layout_of(fmt: av.VideoFormat | str) -> PixelLayout | None:
     """The planar layout with ``fmt``'s depth and chroma; None for RGB, palette or Bayer formats."""
+    import av
+
     if isinstance(fmt, str):
         fmt = av.VideoFormat(fmt)
     if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or not fmt.components:
@@ -97,6 +105,8 @@ def is_full_range_format(name: str) -> bool:
 
 
 def exists(layout: PixelLayout) -> bool:
+    import av
+
     try:
         av.VideoFormat(layout.name)
     except ValueError:
@@ -106,6 +116,8 @@ def exists(layout: PixelLayout) -> bool:
 
 def working_layout(fmt: av.VideoFormat | str) -> PixelLayout:
     """The planar layout a decoded frame of ``fmt`` is read into (RGB sources become 4:4:4)."""
+    import av
+
     if isinstance(fmt, str):
         fmt = av.VideoFormat(fmt)
     layout = layout_of(fmt)
@@ -178,6 +190,8 @@ def read_planes(frame: av.VideoFrame, layout: PixelLayout) -> Planes:
 
 def frame_from_planes(planes: Planes, layout: PixelLayout) -> av.VideoFrame:
     """A VideoFrame of ``layout`` from (Y, Cb, Cr); each plane must cover the frame's plane."""
+    import av
+
     y = planes[0]
     frame = av.VideoFrame(y.shape[1], y.shape[0], layout.name)
     for plane, data in zip(frame.planes, planes):

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     p.add_argument("--threads", type=int, help="torch threads (overrides the config)")
     p.add_argument("--stop-after", type=int, help="stop after this many total steps")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if Path(args.config).resolve() != (out / "config.yaml").resolve():
         shutil.copyfile(args.config, out / "config.yaml")
-    res = train(cfg, out, args.resume, args.threads, args.stop_after, progress=not args.no_progress)
+    res = train(cfg, out, args.resume, args.threads, args.stop_after, progress=not args.no_progress,
+                time_limit_s=None if args.max_minutes is None else args.max_minutes * 60)
     summary = {
         "config": str(args.config),
         "config_sha256": file_sha256(args.config),

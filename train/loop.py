@@ -264,11 +264,14 @@ def train(
     threads: int | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    time_limit_s: float | None = None,
 ) -> TrainResult:
     """Train ``cfg`` into ``out_dir`` (checkpoint, weights, CSV log).
 
     ``resume`` continues from ``out_dir/checkpoint.pt``; ``stop_after`` stops after that
-    many total steps (to split a run; the schedule still follows ``cfg.schedule.steps``).
+    many total steps (to split a run; the schedule still follows ``cfg.schedule.steps``);
+    ``time_limit_s`` stops, with a checkpoint, at the first step after that many seconds (a
+    lease that ends at a fixed time).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,6 +289,7 @@ def train(
     bar = _progress_bar(cfg, state.step) if progress else None
     window: list[float] = []
     t0 = time.perf_counter()
+    deadline = None if time_limit_s is None else t0 + time_limit_s
     state.model.train()
     try:
         while state.step < end:
@@ -294,7 +298,7 @@ def train(
             result.losses.append(window[-1])
             if bar is not None:
                 bar.update(1)
-            last = state.step == end
+            last = state.step == end or (deadline is not None and time.perf_counter() >= deadline)
             do_val = bool(data.val_images) and (state.step % cfg.val_every == 0 or state.step == cfg.schedule.steps)
             if state.step % cfg.log_every == 0 or do_val or last:
                 row = _log_row(state, cfg, data, lr_now, window, state.elapsed + time.perf_counter() - t0)
@@ -306,6 +310,8 @@ def train(
                 state.elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 state.save(out / CKPT_NAME)
+            if last:
+                break
     finally:
         curve.close()
         if bar is not None:
