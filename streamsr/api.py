@@ -162,6 +162,8 @@ def enhance_video(
     deinterlace: str = "auto",
     memory_budget: int | None = None,
     max_pixels: int | None = None,
+    decoder: str = "auto",
+    encoder: str = "auto",
     progress: Progress | None = None,
 ) -> EnhanceResult:
     """Upscale a video file (or an image or a folder of images) into ``dst``, as ``streamsr enhance`` does.
@@ -170,12 +172,15 @@ def enhance_video(
     the engine and model used, and what was lost or changed on the way in. ``progress(done,
     total)`` is called after every frame written (``total`` is None when the container does
     not say). The output is written atomically; an existing ``dst`` is refused unless ``force``.
+    ``decoder``/``encoder`` (auto, cpu, nvdec/nvenc) choose NVIDIA's video codecs
+    (streamsr/hwcodecs.py); the result's ``decoder`` and ``encoder`` say which ran.
     """
     options = EnhanceOptions(
         scale=scale, model=model, engine=engine, precision=precision, threads=threads, batch=batch,
         max_pixels=max_pixels, encode=EncodeSettings(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
         compare=compare, force=force, on_decode_error=on_decode_error,  # type: ignore[arg-type]
         deinterlace=deinterlace, memory_budget=memory_budget,  # type: ignore[arg-type]
+        decoder=decoder, encoder=encoder,
     )
     return enhance(Path(src), Path(dst), options, on_frame=_ProgressAdapter(progress) if progress else None)
 

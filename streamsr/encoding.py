@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from streamsr.errors import ConfigError
+from streamsr.hwcodecs import NVENC, nvenc_options
 
 ENCODERS = {"h264": "libx264", "hevc": "libx265"}
 _PARAMS_OPTION = {"h264": "x264-params", "hevc": "x265-params"}
@@ -30,6 +31,7 @@ class VideoEncoding:
     gop: int | None = None  # frames from one keyframe to the next (keyint)
     b_frames: bool = True  # False: frames are stored in presentation order (AVI)
     params: tuple[str, ...] = ()  # more key=value pairs for x264-params / x265-params
+    nvenc: bool = False  # NVIDIA's encoder (h264_nvenc, hevc_nvenc) instead of x264/x265 (hwcodecs.py)
 
     def __post_init__(self) -> None:
         if self.codec not in ENCODERS:
@@ -37,12 +39,14 @@ class VideoEncoding:
 
     @property
     def encoder(self) -> str:
-        """The FFmpeg encoder's name (libx264, libx265)."""
-        return ENCODERS[self.codec]
+        """The FFmpeg encoder's name (libx264, libx265, h264_nvenc, hevc_nvenc)."""
+        return NVENC[self.codec] if self.nvenc else ENCODERS[self.codec]
 
     def options(self) -> dict[str, str]:
         """The encoder's AVOptions. libx265 always gets ``log-level=error``: its info lines
         would otherwise go straight to stderr, past the logging."""
+        if self.nvenc:
+            return nvenc_options(self.preset, self.crf, self.qp, self.tune, self.gop, self.b_frames)
         options: dict[str, str] = {}
         for key, value in (("preset", self.preset), ("crf", self.crf), ("qp", self.qp), ("tune", self.tune)):
             if value is not None:

@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from streamsr import zoo
-from streamsr.backends import create_backend
+from streamsr.backends import create_backend, runs_on_gpu
 from streamsr.backends.base import Backend
 from streamsr.carry import output_timing
 from streamsr.colour import LumaScale
 from streamsr.errors import ConfigError, InputError, OutputError
+from streamsr.hwcodecs import DECODER_CHOICES, ENCODER_CHOICES, choose_decoder, choose_encoder
 from streamsr.memory import MemoryPlan, default_budget, plan_memory
 from streamsr.pipeline.pipeline import OnFrame, Pipeline, PipelinePolicy
 from streamsr.pipeline.stats import RunStats
@@ -54,6 +55,8 @@ class EnhanceOptions:
     on_decode_error: DecodeErrorPolicy = "warn"  # frames that cannot be decoded: warn and go on, or fail
     deinterlace: DeinterlaceMode = "auto"  # auto | frame | field | off (sources/deinterlace.py)
     memory_budget: int | None = None  # bytes of frame data; None: from the machine (streamsr.memory)
+    decoder: str = "auto"  # auto | cpu | nvdec (streamsr/hwcodecs.py)
+    encoder: str = "auto"  # auto | cpu | nvenc
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class EnhanceResult:
     failures: list[tuple[str, str]] = field(default_factory=list)  # images that could not be read: (name, why)
     notes: list[str] = field(default_factory=list)  # what was not processed, and why
     memory: MemoryPlan | None = None
+    decoder: str | None = None  # the FFmpeg decoder and encoder that ran (h264, h264_cuvid, libx264, ...)
+    encoder: str | None = None
 
 
 def open_backend(options: EnhanceOptions, bit_depth: int = 8) -> Backend:
@@ -89,6 +94,10 @@ def check_options(options: EnhanceOptions) -> None:
     if options.on_decode_error not in DECODE_ERROR_POLICIES:
         raise ConfigError(f"--on-decode-error takes {' or '.join(DECODE_ERROR_POLICIES)}, "
                           f"not {options.on_decode_error!r}")
+    if options.decoder not in DECODER_CHOICES:
+        raise ConfigError(f"unknown --decoder {options.decoder!r} (choose from {', '.join(DECODER_CHOICES)})")
+    if options.encoder not in ENCODER_CHOICES:
+        raise ConfigError(f"unknown --encoder {options.encoder!r} (choose from {', '.join(ENCODER_CHOICES)})")
 
 
 def enhance(
@@ -161,21 +170,26 @@ def _enhance_video(
     check_output_path(output, [input_path], force=options.force)
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
         raise OutputError(f"a video input needs a video output file name (.mp4, .mkv, .mov), not {output}")
+    check_options(options)
     check_encode_settings(options.encode)
     copy_from = input_path if copy_streams else None
+    on_gpu = options.decoder == "nvdec" or options.encoder == "nvenc" or (
+        "auto" in (options.decoder, options.encoder) and runs_on_gpu(options.engine))
+    settings = replace(options.encode, nvenc=choose_encoder(options.encoder, options.encode.codec, on_gpu))
     make_source = open_source or partial(AvFileSource, on_decode_error=options.on_decode_error,
-                                         deinterlace=options.deinterlace)
+                                         deinterlace=options.deinterlace,
+                                         hw_decoder=partial(choose_decoder, options.decoder, on_gpu=on_gpu))
     with make_source(input_path) as source:
         info, layout = source.info, source.layout
         timing = output_timing(source, output)
-        check_video_output(output, _output_size(info.width, info.height, options), timing, options.encode,
+        check_video_output(output, _output_size(info.width, info.height, options), timing, settings,
                            copy_from=copy_from)
         sweep_stale(output.parent if str(output.parent) else Path("."))
         with opened_backend(options, backend, layout.bits) as backend:
             _set_luma(backend, LumaScale(layout.bits, source.full_range))
             plan = plan_run(options, backend, info.width, info.height, 1 if layout.bits <= 8 else 2,
                             0.0 if layout.gray else 2 / (1 << (layout.log2_chroma_w + layout.log2_chroma_h)))
-            sink = AvFileSink(output, timing, options.encode, copy_from=copy_from)
+            sink = AvFileSink(output, timing, settings, copy_from=copy_from)
             sink.overwrite = options.force
             frames = FirstSize(source, full_range=source.full_range)
             announce_total(on_frame, info.frames)
@@ -186,7 +200,8 @@ def _enhance_video(
                 log.warning("wrote %d frames but the container announced %d", stats.frames, info.frames)
             return EnhanceResult(stats, backend.describe(), backend.card.name, output, info.frames,
                                  interrupted=interrupted_by is not None, interrupted_by=interrupted_by,
-                                 decode=source.report, size_changes=frames.changes, memory=plan)
+                                 decode=source.report, size_changes=frames.changes, memory=plan,
+                                 decoder=getattr(source, "decoder_name", None), encoder=settings.encoder)
 
 
 def _output_size(width: int, height: int, options: EnhanceOptions) -> tuple[int, int]:

@@ -51,6 +51,11 @@ def installed_backends() -> list[str]:
     return found
 
 
+def runs_on_gpu(engine: str) -> bool:
+    """Whether ``engine`` (``auto`` included) runs the model on an NVIDIA GPU."""
+    return engine in _NEEDS_CUDA or (engine == "auto" and any(name in _NEEDS_CUDA for name in installed_backends()))
+
+
 def choose_auto(installed: list[str], card: ModelCard) -> str:
     """The first of AUTO_ORDER that is installed and can run the card's model."""
     for name in AUTO_ORDER:

@@ -13,6 +13,7 @@ from streamsr.backends import ENGINE_CHOICES
 from streamsr.backends.base import PRECISIONS
 from streamsr.enhance import SCALES, EnhanceOptions, EnhanceResult
 from streamsr.errors import StreamSRError
+from streamsr.hwcodecs import DECODER_CHOICES, ENCODER_CHOICES
 from streamsr.memory import parse_size
 from streamsr.progress import ProgressBar, table
 from streamsr.signals import interrupt_exit_code, interrupt_name, termination_as_interrupt
@@ -75,6 +76,12 @@ def add_encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-budget", type=parse_size, default=None, metavar="SIZE",
                    help="frame data a run may hold, e.g. 1G or 800M (default: a quarter of the available "
                         "memory, at most 2 GiB); batches are capped, large frames tiled, queues bounded to fit")
+    p.add_argument("--decoder", default="auto", choices=DECODER_CHOICES,
+                   help="video decoder: auto (default: NVDEC when the model runs on an NVIDIA GPU and the "
+                        "driver has it, else the CPU), cpu, or nvdec (an error where it cannot open)")
+    p.add_argument("--encoder", default="auto", choices=ENCODER_CHOICES,
+                   help="video encoder: auto (default: NVENC when the model runs on an NVIDIA GPU and the "
+                        "driver has it, else x264/x265), cpu, or nvenc (an error where it cannot open)")
     p.add_argument("--deinterlace", default="auto", choices=DEINTERLACE_MODES,
                    help="interlaced input: auto (default) deinterlaces flagged input one frame per frame; "
                         "field gives one frame per field (twice the rate); frame/field also deinterlace "
@@ -88,6 +95,7 @@ def enhance_options(args: argparse.Namespace) -> EnhanceOptions:
         threads=args.threads, batch=args.batch, compare=args.compare, max_pixels=args.max_pixels,
         encode=EncodeSettings(codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt),
         on_decode_error=args.on_decode_error, deinterlace=args.deinterlace, memory_budget=args.memory_budget,
+        decoder=args.decoder, encoder=args.encoder,
     )
 
 
@@ -129,7 +137,8 @@ def run_enhance(args: argparse.Namespace) -> int:
                 precision=args.precision, threads=args.threads, batch=args.batch, codec=args.codec,
                 preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt, compare=args.compare, force=args.force,
                 on_decode_error=args.on_decode_error, deinterlace=args.deinterlace,
-                memory_budget=args.memory_budget, max_pixels=args.max_pixels, progress=progress,
+                memory_budget=args.memory_budget, max_pixels=args.max_pixels, decoder=args.decoder,
+                encoder=args.encoder, progress=progress,
             )
     except KeyboardInterrupt as e:
         progress.finish()
@@ -144,6 +153,7 @@ def run_enhance(args: argparse.Namespace) -> int:
         ("input", str(args.input)),
         ("output", str(args.output)),
         ("model", f"{result.model} on {result.backend}"),
+        *([("codecs", f"decode {result.decoder}, encode {result.encoder}")] if result.encoder else []),
         ("frames", f"{s.frames}" + (f" of {result.frames_expected}" if result.frames_expected else "")),
         ("wall time", f"{s.wall_s:.2f} s"),
         ("speed", f"{s.fps:.2f} fps"),

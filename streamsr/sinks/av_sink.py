@@ -21,6 +21,7 @@ import numpy as np
 
 from streamsr.encoding import ENCODERS, VideoEncoding
 from streamsr.errors import OutputError, PipelineError
+from streamsr.hwcodecs import NVENC
 from streamsr.pixfmt import PixelLayout, frame_from_planes, frame_layout, layout_of, nearest_supported, pad_planes
 from streamsr.sinks.atomic import commit, discard, temporary_path
 from streamsr.sinks.containers import container_for
@@ -39,6 +40,11 @@ class EncodeSettings:
     preset: str = "veryfast"
     crf: int = 18
     pix_fmt: str | None = None  # None: the input's layout, or the nearest the encoder supports
+    nvenc: bool = False  # encode with NVENC (chosen by hwcodecs.choose_encoder)
+
+    @property
+    def encoder(self) -> str:
+        return NVENC[self.codec] if self.nvenc else ENCODERS[self.codec]
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ class AvFileSink:
 
     def _encoding(self) -> VideoEncoding:
         s = self.settings  # B-frames off where frames are stored in presentation order (AVI)
-        return VideoEncoding(s.codec, preset=s.preset, crf=s.crf, b_frames=self._profile.b_frames)
+        return VideoEncoding(s.codec, preset=s.preset, crf=s.crf, b_frames=self._profile.b_frames, nvenc=s.nvenc)
 
     def _choose_layout(self, frame: Frame) -> None:
         """The planes' layout, and the nearest one the encoder writes to what was asked for."""
@@ -132,7 +138,7 @@ class AvFileSink:
             want = layout_of(self.settings.pix_fmt)
         else:
             want = self.timing.layout or self._in_layout
-        encoder = ENCODERS[self.settings.codec]
+        encoder = self.settings.encoder
         supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats or []]
         self._target = nearest_supported(want, supported)
         if self._target != want and not self.quiet:

@@ -67,7 +67,7 @@ def _explain(e: BaseException, output: Path, settings: EncodeSettings, scratch: 
     suffix = output.suffix or "(no extension)"
     if "Could not determine output format" in text:
         return f"cannot write {output}: no container is known for {suffix} files (use {SUGGESTED})"
-    if "does not support" in text and ENCODERS[settings.codec] in text:
+    if "does not support" in text and settings.encoder in text:
         return f"{suffix} files cannot hold {settings.codec} video (use {SUGGESTED}, or another --codec)"
     if "cannot copy" in text:
         return text

@@ -10,7 +10,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -90,11 +90,13 @@ class AvFileSource:
     ``layout`` forces the planes' layout (default: the input's own, see ``self.layout``);
     ``deinterlace``: ``auto`` deinterlaces flagged interlaced input one frame per frame,
     ``frame``/``field`` deinterlace whatever the flags say (one frame per frame / per field),
-    ``off`` never does.
+    ``off`` never does. ``hw_decoder`` maps the stream's codec to the NVDEC decoder to use
+    (``h264`` -> ``h264_cuvid``) or to None for FFmpeg's CPU decoder (hwcodecs.choose_decoder).
     """
 
     def __init__(self, path: str | Path, on_decode_error: DecodeErrorPolicy = "warn",
-                 layout: PixelLayout | None = None, deinterlace: DeinterlaceMode = "auto") -> None:
+                 layout: PixelLayout | None = None, deinterlace: DeinterlaceMode = "auto",
+                 hw_decoder: Callable[[str], str | None] | None = None) -> None:
         if deinterlace not in DEINTERLACE_MODES:
             raise ConfigError(f"unknown deinterlace mode {deinterlace!r} (choose from {', '.join(DEINTERLACE_MODES)})")
         self.path = Path(path)
@@ -112,6 +114,11 @@ class AvFileSource:
             raise InputError(f"{self.path} has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        try:
+            self._decoder = self._open_decoder(hw_decoder(self._stream.codec_context.name) if hw_decoder else None)
+        except BaseException:
+            self._container.close()
+            raise
         self._frames = self._decode()
         try:
             self._first = self._first_frame = next(self._frames)
@@ -129,6 +136,23 @@ class AvFileSource:
             is_full_range_format(first.format.name) or _int(first.color_range) == 2)
         self.deinterlacer = self._make_deinterlacer(deinterlace)
         self.info = self._make_info()
+
+    def _open_decoder(self, name: str | None) -> av.codec.context.CodecContext | None:
+        """A decoder of its own (NVDEC) fed the stream's packets, or None for the stream's own."""
+        if name is None:
+            return None
+        ctx = av.CodecContext.create(name, "r")
+        ctx.extradata = self._stream.codec_context.extradata
+        try:
+            ctx.open()
+        except (av.error.FFmpegError, OSError) as e:
+            raise ConfigError(f"{name} cannot decode {self.path}: {getattr(e, 'strerror', None) or e}") from None
+        return ctx
+
+    @property
+    def decoder_name(self) -> str:
+        """The FFmpeg decoder that decodes the video (h264, h264_cuvid, ...)."""
+        return (self._decoder or self._stream.codec_context).name
 
     def _make_deinterlacer(self, mode: DeinterlaceMode) -> Deinterlacer | None:
         if mode == "off":
@@ -208,8 +232,10 @@ class AvFileSource:
             if packet.stream_index != video:
                 continue
             try:
-                frames = packet.decode()
+                frames = self._decoder.decode(packet) if self._decoder is not None else packet.decode()
             except av.error.FFmpegError as e:
+                if packet.size == 0 and isinstance(e, av.error.EOFError):
+                    continue  # a second flush packet, to a decoder of our own already flushed
                 watch.rejected(packet, e)
                 continue
             watch.decoded(packet, frames)
