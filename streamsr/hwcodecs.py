@@ -42,32 +42,30 @@ def unavailable(name: str, mode: str) -> str | None:
 
 def choose_decoder(request: str, codec: str, on_gpu: bool) -> str | None:
     """The NVDEC decoder to use for ``codec``, or None for FFmpeg's CPU decoder."""
-    if request not in DECODER_CHOICES:
-        raise ConfigError(f"unknown --decoder {request!r} (choose from {', '.join(DECODER_CHOICES)})")
-    if request == "cpu" or (request == "auto" and not on_gpu):
-        return None
     name = NVDEC.get(codec)
-    why = f"NVDEC has no decoder for {codec}" if name is None else unavailable(name, "r")
-    if why is None:
-        return name
-    if request == "nvdec":
-        raise ConfigError(f"--decoder nvdec: {why}")
-    log.info("decoding on the CPU: %s", why)
-    return None
+    missing = f"NVDEC has no decoder for {codec}" if name is None else None
+    return name if _use_nvidia(request, "nvdec", DECODER_CHOICES, on_gpu, name, "r", missing) else None
 
 
 def choose_encoder(request: str, codec: str, on_gpu: bool) -> bool:
     """Whether to encode ``codec`` with NVENC (else x264/x265)."""
-    if request not in ENCODER_CHOICES:
-        raise ConfigError(f"unknown --encoder {request!r} (choose from {', '.join(ENCODER_CHOICES)})")
+    return _use_nvidia(request, "nvenc", ENCODER_CHOICES, on_gpu, NVENC[codec], "w", None)
+
+
+def _use_nvidia(request: str, explicit: str, choices: tuple[str, ...], on_gpu: bool, name: str | None, mode: str,
+                missing: str | None) -> bool:
+    """``request`` (auto, cpu or ``explicit``) resolved: True to use the NVIDIA codec ``name``."""
+    option = "--decoder" if mode == "r" else "--encoder"
+    if request not in choices:
+        raise ConfigError(f"unknown {option} {request!r} (choose from {', '.join(choices)})")
     if request == "cpu" or (request == "auto" and not on_gpu):
         return False
-    why = unavailable(NVENC[codec], "w")
+    why = missing or (unavailable(name, mode) if name else None)
     if why is None:
         return True
-    if request == "nvenc":
-        raise ConfigError(f"--encoder nvenc: {why}")
-    log.info("encoding on the CPU: %s", why)
+    if request == explicit:
+        raise ConfigError(f"{option} {explicit}: {why}")
+    log.info("%s on the CPU: %s", "decoding" if mode == "r" else "encoding", why)
     return False
 
 
