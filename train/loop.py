@@ -299,7 +299,8 @@ def train(
             if bar is not None:
                 bar.update(1)
             last = state.step == end or (deadline is not None and time.perf_counter() >= deadline)
-            do_val = bool(data.val_images) and (state.step % cfg.val_every == 0 or state.step == cfg.schedule.steps)
+            # validate at the last step of every stretch too, so the log ends on where the run stopped
+            do_val = bool(data.val_images) and (state.step % cfg.val_every == 0 or last)
             if state.step % cfg.log_every == 0 or do_val or last:
                 row = _log_row(state, cfg, data, lr_now, window, state.elapsed + time.perf_counter() - t0)
                 window = []
