@@ -120,6 +120,22 @@ def test_sampler_with_cctv_degradation(tmp_path: Path) -> None:
     assert np.array_equal(again, lr_d)  # seeded
 
 
+def test_parallel_degradation_gives_the_same_patches(tmp_path: Path) -> None:
+    """Images are degraded on a thread pool, but draws and noise seeds are taken in order, so
+    the patches do not depend on the number of threads (a resumed run repeats exactly)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(_plane(48, 64, seed=i), cv2.COLOR_GRAY2BGR))
+    mixed = CCTVConfig(jpeg_prob=0.3, h264_prob=0.4, hevc_prob=0.2, refresh=3)
+    runs = []
+    for workers in (1, 4):
+        sampler = PatchSampler(image_files(folder), 2, 12, CCTVDegradation(mixed), workers=workers)
+        rng = np.random.default_rng(11)
+        runs.append([sampler.sample(4, rng)[0] for _ in range(4)])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+
+
 def test_sampler_puts_the_jpeg_grid_at_every_offset(tmp_path: Path) -> None:
     """Whole images are compressed, so patches cut the 8x8 grid at every phase (not always 0)."""
     folder = tmp_path / "imgs"

@@ -15,6 +15,7 @@ one encode per patch.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from streamsr.metrics import image_to_y, modcrop
 from streamsr.resize import imresize
 
 if TYPE_CHECKING:
-    from train.degrade import CCTVDegradation
+    from train.degrade import CCTVDegradation, Draw
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,11 @@ class PatchSampler:
         scale: int,
         patch_size: int,
         degradation: CCTVDegradation | None = None,
+        workers: int = 1,
     ) -> None:
         self.scale = scale
+        self.workers = workers  # threads that degrade images (the codecs release the GIL)
+        self._pool: ThreadPoolExecutor | None = None
         self.patch = patch_size
         self.degradation = degradation
         self.pairs: list[Pair] = []
@@ -115,16 +119,32 @@ class PatchSampler:
             hr_out[b, 0] = np.rot90(hr, k & 3)
         return lr_out, hr_out
 
-    def _degrade(self, i: int, rng: np.random.Generator) -> np.ndarray:
+    def _degrade(self, i: int, draw: Draw, seed: int) -> np.ndarray:
         assert self.degradation is not None
-        out = self.degradation.apply(self.pairs[i].lr * np.float32(255.0), rng)
+        out = self.degradation.apply(self.pairs[i].lr * np.float32(255.0), np.random.default_rng(seed), draw)
         return out.astype(np.float32) / np.float32(255.0)
 
     def _refresh(self, rng: np.random.Generator) -> None:
-        """Degrade every image on the first call, then ``refresh`` random ones per call."""
+        """Degrade every image on the first call, then ``refresh`` random ones per call.
+
+        What each image gets (its draw and its noise seed) is decided here, in order, from
+        ``rng``; the codec work then runs on a thread pool (PyAV and OpenCV release the GIL), so
+        the result does not depend on the number of threads and a resumed run repeats exactly.
+        """
         assert self.degradation is not None
+        n = len(self.pairs)
         if not self.degraded:
-            self.degraded = [self._degrade(i, rng) for i in range(len(self.pairs))]
-            return
-        for i in rng.choice(len(self.pairs), size=min(self.degradation.cfg.refresh, len(self.pairs)), replace=False):
-            self.degraded[i] = self._degrade(int(i), rng)
+            self.degraded = [self.pairs[i].lr for i in range(n)]
+            indices = list(range(n))
+        else:
+            indices = [int(i) for i in rng.choice(n, size=min(self.degradation.cfg.refresh, n), replace=False)]
+        jobs = [(i, self.degradation.draw(rng), int(rng.integers(2**63))) for i in indices]
+        for (i, _, _), out in zip(jobs, self._map(lambda job: self._degrade(*job), jobs)):
+            self.degraded[i] = out
+
+    def _map(self, fn, jobs):  # -> Iterator
+        if len(jobs) < 2 or self.workers < 2:
+            return map(fn, jobs)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="degrade")
+        return self._pool.map(fn, jobs)

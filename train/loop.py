@@ -205,7 +205,7 @@ def load_data(cfg: TrainConfig) -> TrainData:
 
         degradation = CCTVDegradation(cfg.cctv)
     train_files, held_out = split_holdout([resolve_path(d) for d in cfg.data.train_dirs], cfg.data.holdout)
-    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation)
+    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation, workers=available_cores())
     val_degrade = LRDegradation.parse(cfg.data.val_lr_degrade)
     val_images = [im for f in held_out for im in prepare_degraded(read_image(f), cfg.scale, val_degrade, f.name)]
     if cfg.data.val_dir:
