@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from streamsr.backends.base import default_threads  # noqa: E402
 from streamsr.batch import BatchOptions, discover, run_batch  # noqa: E402
 from streamsr.enhance import EnhanceOptions  # noqa: E402
-from streamsr.synthetic import rgb_to_yuv420, scene_frames  # noqa: E402
+from streamsr.colour import rgb_to_yuv420_swscale as rgb_to_yuv420  # noqa: E402
+from streamsr.synthetic import scene_frames  # noqa: E402
 
 
 def make_clips(folder: Path, clips: int, frames: int, width: int, height: int) -> None:
@@ -86,7 +87,7 @@ def run_once(inputs: list[str], workdir: Path, options: BatchOptions) -> dict[st
             "runner": report.runner, "engine": report.engine}
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", default="1,2,4", help="comma-separated worker counts (default 1,2,4)")
     ap.add_argument("--modes", default="local,ray", help="local, ray or both (default)")
@@ -100,11 +101,12 @@ def main() -> int:
                     help="default openvino, the fastest CPU engine (auto also imports torch in every worker "
                          "to look for a GPU: seconds per worker on a small machine)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench-results" / "batch-bench.json")
-    args = ap.parse_args()
-    counts = [int(w) for w in args.workers.split(",")]
-    modes = [m for m in args.modes.split(",") if m]
+    return ap.parse_args()
+
+
+def _measure(args: argparse.Namespace, cores: int) -> tuple[list[dict[str, object]], str, float | None]:
+    """Every (mode, workers) run: the rows, a description of the workload, Ray's start-up time."""
     enhance = EnhanceOptions(scale=args.scale, model=args.model, engine=args.engine)
-    cores = default_threads()
     rows: list[dict[str, object]] = []
     ray_start_s = None
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
@@ -117,7 +119,7 @@ def main() -> int:
         else:
             inputs = [str(args.input)]
             workload = f"the videos in {args.input}"
-        for mode in modes:
+        for mode in [m for m in args.modes.split(",") if m]:
             if mode == "ray":
                 import ray
 
@@ -125,7 +127,7 @@ def main() -> int:
                 ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
                 ray_start_s = round(time.perf_counter() - t0, 2)
             try:
-                for n in counts:
+                for n in [int(w) for w in args.workers.split(",")]:
                     options = BatchOptions(replace(enhance), workers=n, ray="auto" if mode == "ray" else None,
                                            split_over_s=0)
                     result = run_once(inputs, workdir, options)
@@ -138,11 +140,10 @@ def main() -> int:
     for r in rows:
         if r["mode"] == "ray" and r["workers"] in local:
             r["ray_overhead"] = round(r["wall_s"] / local[r["workers"]]["wall_s"] - 1, 3)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores_usable": cores,
-               "cores_total": os.cpu_count(), "python": platform.python_version()}
-    print(f"workload: {workload}; {rows[0]['engine'] if rows else ''}; {cores} usable core(s) of {os.cpu_count()}")
-    if ray_start_s is not None:
-        print(f"Ray start-up (ray.init, not in the rows): {ray_start_s} s")
+    return rows, workload, ray_start_s
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
     print("| mode | workers | frames | wall s | job fps | vs 1 worker | Ray overhead |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -151,6 +152,18 @@ def main() -> int:
         overhead = f"{100 * r['ray_overhead']:+.0f}%" if "ray_overhead" in r else ""
         print(f"| {r['mode']} | {r['workers']} | {r['frames']} | {r['wall_s']:.1f} | {r['fps']:.1f} | "
               f"{speedup} | {overhead} |")
+
+
+def main() -> int:
+    args = _arguments()
+    cores = default_threads()
+    rows, workload, ray_start_s = _measure(args, cores)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores_usable": cores,
+               "cores_total": os.cpu_count(), "python": platform.python_version()}
+    print(f"workload: {workload}; {rows[0]['engine'] if rows else ''}; {cores} usable core(s) of {os.cpu_count()}")
+    if ray_start_s is not None:
+        print(f"Ray start-up (ray.init, not in the rows): {ray_start_s} s")
+    _print_table(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"workload": workload, "machine": machine, "ray_start_s": ray_start_s,
                                      "rows": rows}, indent=2) + "\n")

@@ -23,7 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streamsr.synthetic import rgb_to_yuv420, scene_frames  # noqa: E402
+from streamsr.colour import rgb_to_yuv420_swscale as rgb_to_yuv420  # noqa: E402
+from streamsr.synthetic import scene_frames  # noqa: E402
 
 
 def write_clip(path: Path, seconds: float, width: int, height: int) -> int:
