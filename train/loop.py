@@ -275,11 +275,7 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_threads = threads or cfg.threads or available_cores()
-    torch.set_num_threads(n_threads)
-    device = pick_device(cfg.device)
-    precision = pick_precision(cfg.precision, device)
-    log.info("device %s, %d threads, precision %s", device, n_threads, precision)
+    device, n_threads, precision = _compute(cfg, threads)
     state = initial_state(cfg, device, out / CKPT_NAME if resume else None)
     record_start(out, state.step, str(device), n_threads, precision)
     data = load_data(cfg)
@@ -322,6 +318,16 @@ def train(
         _atomic_save(state.model.state_dict(), out / WEIGHTS_NAME)
     result.step, result.elapsed_s = state.step, state.elapsed
     return result
+
+
+def _compute(cfg: TrainConfig, threads: int | None) -> tuple[torch.device, int, str]:
+    """The device, torch's thread count (set here) and the precision this run trains with."""
+    n_threads = threads or cfg.threads or available_cores()
+    torch.set_num_threads(n_threads)
+    device = pick_device(cfg.device)
+    precision = pick_precision(cfg.precision, device)
+    log.info("device %s, %d threads, precision %s", device, n_threads, precision)
+    return device, n_threads, precision
 
 
 def _progress_bar(cfg: TrainConfig, step: int):  # -> tqdm
