@@ -16,16 +16,14 @@ runtime looks up.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamsr.backends.base import TILE_OVERLAP
+from streamsr.durable import atomic_write_bytes
 from streamsr.errors import ConfigError
 from streamsr.tiling import tile_for_budget, tile_spans
 from streamsr.types import ModelCard
@@ -112,53 +110,6 @@ def cache_dir(card: ModelCard) -> Path:
 
 def plan_path(folder: Path, card: ModelCard, key: EngineKey) -> Path:
     return folder / f"{card.name}.{key.precision}.{key.digest()}.plan"
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A unique temporary path beside ``target`` to write; on success it is fsynced and renamed
-    over ``target`` (and the folder fsynced), on failure removed."""
-    target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    temp = Path(name)
-    try:
-        yield temp
-        with open(temp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644 & ~_umask())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    _fsync_dir(target.parent)
-
-
-def atomic_write_bytes(target: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``target`` so that readers see the old file or the whole new one."""
-    with atomic_path(target) as temp, open(temp, "wb") as f:
-        f.write(data)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_key(plan: Path, key: EngineKey) -> None:

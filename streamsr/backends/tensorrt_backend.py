@@ -19,9 +19,10 @@ from streamsr.backends.base import TILE_OVERLAP, Done
 from streamsr.backends.cuda_backend import require_cuda
 from streamsr.backends.cuda_io import CudaPlanes, GpuBackend, Pending
 from streamsr.backends.engine_cache import (
-    DEFAULT_BATCH, EngineKey, ShapeProfile, atomic_path, atomic_write_bytes, cache_dir, plan_path,
+    DEFAULT_BATCH, EngineKey, ShapeProfile, cache_dir, plan_path,
     stale_reasons, stream_tile, write_key,
 )
+from streamsr.durable import atomic_path, atomic_write_bytes
 from streamsr.errors import BackendUnavailable, ConfigError, ModelError
 from streamsr.hashing import file_sha256
 from streamsr.tiling import run_tiled

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamsr.durable import atomic_path
 from streamsr.errors import OutputError
 
 try:
@@ -144,14 +145,9 @@ class Journal:
 
     def _compact(self) -> None:
         records = list(self.files.values()) + list(self.segments.values())
-        temp = self.path.with_name(JOURNAL + ".compact")
-        with open(temp, "w") as f:
+        with atomic_path(self.path) as temp, open(temp, "w") as f:
             for record in records:
                 f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, self.path)
-        _fsync_dir(self.folder)
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, record: dict[str, Any]) -> None:
@@ -200,15 +196,3 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

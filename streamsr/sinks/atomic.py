@@ -21,6 +21,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from streamsr.durable import current_umask
 from streamsr.errors import OutputError
 
 try:  # POSIX; elsewhere temporaries are recognised by their owner's pid alone
@@ -145,19 +146,13 @@ def _release(temp: Path) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def commit(temp: Path, target: Path, overwrite: bool = True) -> None:
     """Give the file ordinary permissions (mkstemp makes it private) and move it into place.
 
     With ``overwrite=False`` an output that appeared meanwhile (another run) is not replaced.
     """
     try:
-        os.chmod(temp, 0o666 & ~_umask())
+        os.chmod(temp, 0o666 & ~current_umask())
         if overwrite:
             os.replace(temp, target)
         else:
