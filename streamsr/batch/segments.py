@@ -31,6 +31,7 @@ import numpy as np
 
 from streamsr.errors import OutputError, PipelineError
 from streamsr.sinks.atomic import commit, discard, temporary_path
+from streamsr.sinks.av_sink import CopiedPackets
 from streamsr.sources.av_source import AvFileSource
 from streamsr.sources.deinterlace import is_interlaced
 from streamsr.types import VideoInfo
@@ -299,7 +300,7 @@ def join_segments(src: Path, plan: SegmentPlan, files: list[Path], target: Path,
                                           f"{target.suffix}: {e}; try a .mkv output") from None
                 out.start_encoding()
                 copied = source.demux(*[source.streams[i] for i in copy_map]) if copy_map else iter(())
-                pending = _Interleave(out, copied, copy_map)
+                pending = CopiedPackets(out, copied, copy_map)
                 last_dts: int | None = None
                 for spec, path in zip(plan.segments, files):
                     if stop is not None and stop.is_set():
@@ -322,26 +323,3 @@ def join_segments(src: Path, plan: SegmentPlan, files: list[Path], target: Path,
         raise
     commit(temp, target)
     return written
-
-
-class _Interleave:
-    """Copied packets muxed up to the video's time, as AvFileSink interleaves them."""
-
-    def __init__(self, out: av.container.OutputContainer, packets: Iterator[av.Packet],
-                 copy_map: dict[int, av.stream.Stream]) -> None:
-        self.out, self.packets, self.copy_map = out, packets, copy_map
-        self.held: av.Packet | None = None
-
-    def until(self, seconds: float | None) -> None:
-        while True:
-            packet = self.held or next(self.packets, None)
-            self.held = None
-            if packet is None:
-                return
-            if packet.dts is None:  # the demuxer's empty flush packets
-                continue
-            if seconds is not None and float(packet.dts * packet.time_base) > seconds:
-                self.held = packet
-                return
-            packet.stream = self.copy_map[packet.stream.index]
-            self.out.mux(packet)

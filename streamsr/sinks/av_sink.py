@@ -12,6 +12,7 @@ sinks/containers.py; titles, languages and dispositions from sinks/metadata.py.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -99,8 +100,7 @@ class AvFileSink:
         self._video: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None
         self._copy_in: av.container.InputContainer | None = None
-        self._copy_packets = None
-        self._pending_packet: av.Packet | None = None
+        self._copied: CopiedPackets | None = None  # the audio and subtitles, interleaved with the video
         self._copy_map: dict[int, av.stream.Stream] = {}
         self._video_time = 0.0
         self._video_end: float | None = None  # end of the latest frame written, in seconds
@@ -165,7 +165,7 @@ class AvFileSink:
                 ) from None
             copy_stream_metadata(s, self._copy_map[s.index])
         if streams:
-            self._copy_packets = self._copy_in.demux(*streams)
+            self._copied = CopiedPackets(self._out, self._copy_in.demux(*streams), self._copy_map)
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -217,21 +217,8 @@ class AvFileSink:
 
     def _mux_copied(self, until: float | None) -> None:
         """Interleave copied packets up to the video's time (all of them when ``until`` is None)."""
-        if self._copy_packets is None:
-            return
-        while True:
-            packet = self._pending_packet or next(self._copy_packets, None)
-            self._pending_packet = None
-            if packet is None:
-                self._copy_packets = None
-                return
-            if packet.dts is None:  # the demuxer's empty flush packets
-                continue
-            if until is not None and float(packet.dts * packet.time_base) > until:
-                self._pending_packet = packet
-                return
-            packet.stream = self._copy_map[packet.stream.index]
-            self._out.mux(packet)
+        if self._copied is not None:
+            self._copied.until(until)
 
     # -- closing ----------------------------------------------------------------------------
     def close(self, complete: bool = True) -> None:
@@ -268,3 +255,28 @@ class AvFileSink:
                 self._copy_in.close()
             if self._temp is not None:
                 discard(self._temp)
+
+
+class CopiedPackets:
+    """Packets copied from the input (audio, subtitles), muxed in step with the video: each call
+    writes those up to the video's time, so the output stays interleaved."""
+
+    def __init__(self, out: av.container.OutputContainer, packets: Iterator[av.Packet],
+                 copy_map: dict[int, av.stream.Stream]) -> None:
+        self.out, self.packets, self.copy_map = out, packets, copy_map
+        self.held: av.Packet | None = None
+
+    def until(self, seconds: float | None) -> None:
+        """Mux the packets whose dts is at most ``seconds`` (all that are left when None)."""
+        while True:
+            packet = self.held or next(self.packets, None)
+            self.held = None
+            if packet is None:
+                return
+            if packet.dts is None:  # the demuxer's empty flush packets
+                continue
+            if seconds is not None and float(packet.dts * packet.time_base) > seconds:
+                self.held = packet
+                return
+            packet.stream = self.copy_map[packet.stream.index]
+            self.out.mux(packet)
