@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,44 +32,15 @@ sys.path.insert(0, str(ROOT))
 from streamsr.backends.base import default_threads  # noqa: E402
 from streamsr.batch import BatchOptions, discover, run_batch  # noqa: E402
 from streamsr.enhance import EnhanceOptions  # noqa: E402
-from streamsr.colour import rgb_to_yuv420_swscale as rgb_to_yuv420  # noqa: E402
-from streamsr.synthetic import scene_frames  # noqa: E402
+from scene_clip import write_scene_clip  # noqa: E402
 
 
 def make_clips(folder: Path, clips: int, frames: int, width: int, height: int) -> None:
-    import av
-    import numpy as np
-
-    scene = list(scene_frames(width, height, frames))
+    """``clips`` clips in four camera folders, each starting at another point of the scene."""
     for c in range(clips):
         path = folder / f"cam{c % 4}" / f"clip{c}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(path), "w") as out:
-            v = out.add_stream("libx264", rate=25)
-            v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-            v.codec_context.options = {"crf": "23", "preset": "veryfast"}
-            a = out.add_stream("aac", rate=48000)
-            a.layout = "mono"
-            for i in range(frames):
-                rgb = scene[(i + 7 * c) % len(scene)]
-                f = av.VideoFrame(width, height, "yuv420p")
-                for plane, data in zip(f.planes, rgb_to_yuv420(rgb)):
-                    view = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-                    view[:, : plane.width] = data[: plane.height, : plane.width]
-                f.pts = i
-                f.time_base = Fraction(1, 25)
-                for p in v.encode(f):
-                    out.mux(p)
-            for p in v.encode(None):
-                out.mux(p)
-            samples = (0.1 * np.sin(np.arange(frames * 1920) * 0.05)).astype(np.float32)
-            for s in range(0, len(samples), 1024):
-                af = av.AudioFrame.from_ndarray(samples[None, s:s + 1024], format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 48000, s, Fraction(1, 48000)
-                for p in a.encode(af):
-                    out.mux(p)
-            for p in a.encode(None):
-                out.mux(p)
+        write_scene_clip(path, frames, (width, height), first=7 * c)
 
 
 def run_once(inputs: list[str], workdir: Path, options: BatchOptions) -> dict[str, object]:

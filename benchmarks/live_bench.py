@@ -28,13 +28,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 import contextlib  # noqa: E402
 import tempfile  # noqa: E402
 
-import av  # noqa: E402
 from rtsp_server import RtspServer, unavailable_reason  # noqa: E402
+from scene_clip import write_scene_clip  # noqa: E402
 
 from streamsr.enhance import EnhanceOptions, open_backend  # noqa: E402
 from streamsr.livepipe import Camera, LivePipeline, LivePolicy  # noqa: E402
 from streamsr.sources.live_source import LiveOptions, LiveSource  # noqa: E402
-from streamsr.synthetic import scene_frames  # noqa: E402
 
 
 class NullOutput:
@@ -43,20 +42,6 @@ class NullOutput:
 
     def close(self) -> None:
         pass
-
-
-def write_scene_clip(path: Path, width: int, height: int, fps: int, seconds: float = 10.0) -> Path:
-    """An H.264 clip of the synthetic scene (a camera's kind of picture), ``seconds`` long."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23", "g": str(2 * fps)}
-        for rgb in scene_frames(width, height, int(seconds * fps)):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 @contextlib.contextmanager
@@ -68,7 +53,7 @@ def camera_sources(kind: str, size: tuple[int, int], n: int, fps: int):
             yield [LiveSource(server.url("cam"), LiveOptions(), name=f"cam{i}") for i in range(n)]
         return
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
-        clip = write_scene_clip(Path(tmp) / f"scene-{w}x{h}.mp4", w, h, fps)
+        clip = write_scene_clip(Path(tmp) / f"scene-{w}x{h}.mp4", 10 * fps, (w, h), rate=fps, audio=False)
         yield [LiveSource(str(clip), LiveOptions(realtime=True, loop=True), name=f"cam{i}") for i in range(n)]
 
 

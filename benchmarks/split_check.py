@@ -18,45 +18,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streamsr.colour import rgb_to_yuv420_swscale as rgb_to_yuv420  # noqa: E402
-from streamsr.synthetic import scene_frames  # noqa: E402
-
-
-def write_clip(path: Path, seconds: float, width: int, height: int) -> int:
-    frames = int(seconds * 25)
-    scene = list(scene_frames(width, height, 250))
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.codec_context.gop_size = 50
-        v.codec_context.options = {"crf": "23", "preset": "veryfast"}
-        a = out.add_stream("aac", rate=48000)
-        a.layout = "mono"
-        for i in range(frames):
-            f = av.VideoFrame(width, height, "yuv420p")
-            for plane, data in zip(f.planes, rgb_to_yuv420(scene[i % len(scene)])):
-                view = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-                view[:, : plane.width] = data[: plane.height, : plane.width]
-            f.pts, f.time_base = i, Fraction(1, 25)
-            for p in v.encode(f):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
-        t = np.arange(int(seconds * 48000), dtype=np.float32) / 48000
-        samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for s in range(0, len(samples), 1024):
-            af = av.AudioFrame.from_ndarray(samples[None, s:s + 1024], format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 48000, s, Fraction(1, 48000)
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode(None):
-            out.mux(p)
-    return frames
+from scene_clip import write_scene_clip  # noqa: E402
 
 
 def describe(path: Path) -> dict[str, object]:
@@ -86,7 +52,8 @@ def main() -> int:
         d = Path(tmp)
         src = d / "in" / "long.mp4"
         src.parent.mkdir()
-        frames = write_clip(src, args.minutes * 60, w, h)
+        frames = int(args.minutes * 60 * 25)
+        write_scene_clip(src, frames, (w, h), gop=50)
         print(f"input: {src.name}, {frames} frames, {args.minutes:g} min at {w}x{h}")
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "streamsr", "enhance", str(src), "-o", str(d / "whole.mp4"),
