@@ -180,7 +180,8 @@ def initial_state(cfg: TrainConfig, device: torch.device, resume_from: Path | No
     model = make_model(cfg)
     if cfg.init_from and resume_from is None:
         init_model(model, resolve_path(cfg.init_from))
-    model = model.to(device)
+    # channels_last: oneDNN's faster convolution layout (a RepSR x2 step 1.17x faster on 2 AVX2 cores)
+    model = model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
     )
@@ -243,8 +244,8 @@ def train_step(state: RunState, cfg: TrainConfig, data: TrainData, device: torch
     for g in state.opt.param_groups:
         g["lr"] = lr_at(cfg, state.step)
     lr_np, hr_np = data.sampler.sample(cfg.data.batch_size, state.rng)
-    x = torch.from_numpy(lr_np).to(device)
-    y = torch.from_numpy(hr_np).to(device)
+    x = torch.from_numpy(lr_np).to(device, memory_format=torch.channels_last)
+    y = torch.from_numpy(hr_np).to(device, memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         pred = state.model(x)
     border = cfg.data.loss_border * cfg.scale
