@@ -22,6 +22,7 @@ from streamsr.batch.journal import STATE_DIR
 from streamsr.batch.segments import SpanSource, SplitError, join_segments, plan_segments
 from streamsr.batch.worker import Task, TaskResult, Worker
 from streamsr.enhance import EnhanceOptions
+from streamsr.sinks.av_sink import EncodeSettings
 
 SPLIT = ["--split-over", "1", "--segment-seconds", "0.4"]
 
@@ -105,6 +106,24 @@ def test_a_segment_that_decodes_other_frames_is_refused(long_clips, tmp_path, mo
     with pytest.raises(SplitError, match="segment 3"):
         join_segments(clip.path, plan, files, tmp_path / "joined.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files)
+
+
+def test_segments_encoded_differently_are_not_joined(long_clips, tmp_path, models_dir):
+    # e.g. a Ray cluster where one worker has NVENC and another falls back to x264: one stream
+    # cannot hold both, so the join refuses (and the job does the file whole)
+    clip = long_clips["cfr.mp4"]
+    plan, _ = plan_segments(clip.path, 0.4)
+    model = str(models_dir / "near_x2.json")
+    h264 = Worker(EnhanceOptions(model=model, engine="onnxruntime"))
+    hevc = Worker(EnhanceOptions(model=model, engine="onnxruntime", encode=EncodeSettings(codec="hevc")))
+    files = []
+    for s in plan.segments:
+        out = tmp_path / f"seg{s.index}.mp4"
+        assert (hevc if s.index == 2 else h264).run(Task(f"t{s.index}", "k", clip.path, out, segment=s)).ok
+        files.append(out)
+    with pytest.raises(SplitError, match="segment 2 was encoded with hevc, not h264"):
+        join_segments(clip.path, plan, files, tmp_path / "joined.mp4")
+    assert not (tmp_path / "joined.mp4").exists()
 
 
 # -- end to end -----------------------------------------------------------------------------

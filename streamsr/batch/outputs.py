@@ -23,7 +23,7 @@ def options_fingerprint(options: EnhanceOptions, suffix_rule: str) -> dict[str, 
     card = zoo.resolve_model(options.model, options.scale)
     e = options.encode
     return {"model": card.name, "onnx": card.onnx_sha256, "scale": options.scale, "precision": options.precision,
-            "codec": e.codec, "preset": e.preset, "crf": e.crf, "compare": options.compare, "outputs": suffix_rule}
+            "codec": e.codec, "encoder": options.encoder, "preset": e.preset, "crf": e.crf, "compare": options.compare, "outputs": suffix_rule}
 
 
 def verdict(record: dict | None, target: Path, src: Path, options: dict[str, object], force: bool) -> tuple[Verdict, str]:

@@ -279,10 +279,28 @@ def _segment_packets(path: Path, spec: SegmentSpec, time_base: Fraction) -> Iter
         yield packet
 
 
+def _encoding(path: Path) -> tuple[str, bytes | None, int, int, str | None]:
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return cc.name, cc.extradata, cc.width, cc.height, cc.format.name if cc.format else None
+
+
+def check_same_encoding(files: list[Path]) -> None:
+    """One output stream needs one encoder setup: segments from workers that chose another
+    encoder (NVENC on one machine, x264 on another) or other parameters cannot be joined."""
+    first = _encoding(files[0])
+    for index, path in enumerate(files[1:], start=1):
+        other = _encoding(path)
+        if other != first:
+            what = f"{other[0]}, not {first[0]}" if other[0] != first[0] else "other encoder parameters"
+            raise SplitError(f"segment {index} was encoded with {what}")
+
+
 def join_segments(src: Path, plan: SegmentPlan, files: list[Path], target: Path,
                   stop: threading.Event | None = None) -> int:
     """Mux the segments' video and ``src``'s audio/subtitles into ``target``; returns the frames."""
     tb = plan.time_base
+    check_same_encoding(files)
     temp = temporary_path(target)
     written = 0
     try:
