@@ -1,6 +1,6 @@
 """Set14 x2 Y-PSNR against MACs per LR pixel: our models, the measured peers, the published anchors.
 
-    python benchmarks/plot_quality.py benchmarks/results/quality_x2.json -o docs/quality_x2.png
+    python benchmarks/plot_quality.py benchmarks/results/quality_x2.json [more.json ...] -o docs/quality_x2.png
 
 Reads the JSON of ``benchmarks/quality.py`` (our shipped models and OpenCV dnn_superres's
 graphs, measured on the same inputs). Left: clean input, with the published anchors beside
@@ -35,17 +35,33 @@ ESPCN_X2_MACS = 21_184
 COMPRESSED = ("h264:28", "jpeg:40")
 
 
+def merged_results(paths: list[Path], dataset: str) -> tuple[dict, dict]:
+    """One dataset's rows and the MACs of several runs of quality.py on the same inputs: a peer
+    measured once need not be run again when one of our models changes. The runs must agree on
+    bicubic, which proves the inputs were the same."""
+    rows: dict[str, dict] = {}
+    macs: dict[str, int] = {}
+    for path in paths:
+        data = json.loads(path.read_text())
+        for spec, by_model in data["datasets"][dataset].items():
+            if spec in rows and abs(rows[spec]["bicubic"]["psnr"] - by_model["bicubic"]["psnr"]) > 1e-6:
+                raise SystemExit(f"{path}: bicubic on {dataset} {spec} differs from the earlier files: not the same inputs")
+            rows.setdefault(spec, {}).update(by_model)
+        macs.update(data["macs_per_lr_pixel"])
+    return rows, macs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("results", type=Path, help="JSON of benchmarks/quality.py at x2")
+    p.add_argument("results", type=Path, nargs="+",
+                   help="JSON of benchmarks/quality.py at x2; with several, a model in a later file replaces it in an earlier one")
     p.add_argument("-o", "--out", type=Path, default=Path("docs/quality_x2.png"))
     p.add_argument("--dataset", default="Set14")
     args = p.parse_args(argv)
     plt = pyplot()
     if plt is None:
         return 2
-    data = json.loads(args.results.read_text())
-    rows, macs = data["datasets"][args.dataset], data["macs_per_lr_pixel"]
+    rows, macs = merged_results(args.results, args.dataset)
     fig, (clean_ax, comp_ax) = plt.subplots(1, 2, figsize=(13, 5.2))
 
     for name, (_, set14, m) in PUBLISHED_X2.items():
