@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             if pb.exists():
                 upscalers[f"peer:{kind}"] = peer_upscaler(pb)
                 macs[f"peer:{kind}"] = peer_macs(kind, args.scale)
+        if not any(name.startswith("peer:") for name in upscalers):
+            print(f"error: --peers {args.peers}: no {', '.join(f'{k}_x{args.scale}.pb' for k in PEERS)} there",
+                  file=sys.stderr)
+            return 2
     results = measure(upscalers, args.data, args.scale, degradations)
     print_tables(results, args.scale, macs)
     out = args.json or REPO / "bench-results" / f"quality_x{args.scale}.json"
