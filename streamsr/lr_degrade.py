@@ -125,5 +125,6 @@ def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads:
 def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str, crf: int) -> list[np.ndarray]:
     """Encode frames (uint8 luma + RGB for chroma, even sizes) and return the decoded luma planes."""
     h = lumas[0].shape[0]
-    decoded = codec_round_trip([_yuv420_frame(y, rgb) for y, rgb in zip(lumas, rgbs)], codec, crf)
+    # one encoder thread: x264's sliced threads would make the clip depend on the CPU count
+    decoded = codec_round_trip([_yuv420_frame(y, rgb) for y, rgb in zip(lumas, rgbs)], codec, crf, threads=1)
     return [np.ascontiguousarray(f.to_ndarray(format="yuv420p")[:h]) for f in decoded]
