@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -140,6 +141,23 @@ def test_lossless_clip_reproduces_the_protocol_luma(tmp_path: Path) -> None:
     h, w = frames[0].lr_y.shape
     assert np.array_equal(frames[0].lr_y, clean.lr_y[:h, :w])
     assert np.array_equal(frames[3].lr_y, clean.lr_y[3 : 3 + h, 3 : 3 + w])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs to compare")
+def test_h264_clips_do_not_depend_on_the_cpu_count(tmp_path: Path) -> None:
+    # x264 sizes its threads (and slices) from the CPUs it may use; the protocol's LR must not
+    from streamsr.lr_degrade import LRDegradation
+
+    data = _textured(tmp_path / "T", n=1, size=480)
+    cpus = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(cpus)})
+        one = evaluate.load_dataset(data, 2, LRDegradation.parse("h264:28"))
+    finally:
+        os.sched_setaffinity(0, cpus)
+    many = evaluate.load_dataset(data, 2, LRDegradation.parse("h264:28"))
+    assert all(np.array_equal(a.lr_y, b.lr_y) for a, b in zip(one, many, strict=True))
 
 
 def test_degradation_specs() -> None:
