@@ -198,6 +198,8 @@ def test_changed_input_or_options_are_redone(model_args, run_cli, tmp_path):
     assert len(decode_video(outdir / "a.mp4").lumas) == 9
     r = run_cli(*args, "--crf", "30")
     assert "files: 2 done" in r.out and "options changed" in r.out
+    r = run_cli(*args, "--crf", "30", "--encoder", "cpu")  # another encoder asked for: redone too
+    assert "files: 2 done" in r.out and "options changed" in r.out
     assert len(decode_video(outdir / "b.mp4").lumas) == b.frames
 
 

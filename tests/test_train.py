@@ -177,6 +177,22 @@ def test_tiny_model_learns_to_beat_bicubic(tmp_path: Path) -> None:
     assert result.val_psnr > bicubic + 0.2, (result.val_psnr, bicubic)  # measured: +0.47 dB
 
 
+def test_a_checkpoint_in_the_old_contiguous_layout_resumes(tiny_config: Path, tmp_path: Path) -> None:
+    # the committed checkpoints of runs before the channels-last change hold contiguous tensors
+    cfg = load_config(tiny_config)
+    train(cfg, tmp_path / "run", stop_after=3, progress=False)
+    path = tmp_path / "run" / CKPT_NAME
+    ck = torch.load(path, weights_only=True)
+    assert not all(v.is_contiguous() for v in ck["model"].values())  # channels-last now
+    ck["model"] = {k: v.contiguous() for k, v in ck["model"].items()}
+    for state in ck["optim"]["state"].values():
+        state.update({k: v.contiguous() for k, v in state.items() if torch.is_tensor(v)})
+    assert all(v.is_contiguous() for v in ck["model"].values())
+    torch.save(ck, path)
+    rest = train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert rest.step == 6 and len(rest.losses) == 3 and all(np.isfinite(rest.losses))
+
+
 def test_a_time_limit_stops_with_a_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
     cfg = load_config(tiny_config)
     res = train(cfg, tmp_path / "run", progress=False, time_limit_s=0.0)
