@@ -180,7 +180,8 @@ def initial_state(cfg: TrainConfig, device: torch.device, resume_from: Path | No
     model = make_model(cfg)
     if cfg.init_from and resume_from is None:
         init_model(model, resolve_path(cfg.init_from))
-    # channels_last: oneDNN's faster convolution layout (a RepSR x2 step 1.17x faster on 2 AVX2 cores)
+    # channels_last: oneDNN's faster convolution layout (a RepSR x2 step 1.16x faster on 2 AVX2
+    # cores: benchmarks/train_step.py)
     model = model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
