@@ -27,3 +27,39 @@ def test_the_script_imports(name: str) -> None:
         if missing:
             pytest.skip(f"{name} needs {missing[0]}, not installed")
     assert r.returncode == 0, r.stderr[-1500:]
+
+
+def _load(name: str, monkeypatch: pytest.MonkeyPatch):
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_plots_merge_runs_only_on_the_same_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    def run(path: Path, bicubic: float, models: dict[str, float]) -> Path:
+        rows = {"none": {"bicubic": {"psnr": bicubic}, **{m: {"psnr": v} for m, v in models.items()}}}
+        path.write_text(json.dumps({"macs_per_lr_pixel": {m: 1 for m in models}, "datasets": {"Set14": rows}}))
+        return path
+
+    merged_results = _load("plot_quality", monkeypatch).merged_results
+    old = run(tmp_path / "old.json", 30.22, {"peer:ESPCN": 31.0, "repsr_x2": 32.26})
+    new = run(tmp_path / "new.json", 30.22, {"repsr_x2": 32.70})
+    rows, macs = merged_results([old, new], "Set14")
+    assert {m: r["psnr"] for m, r in rows["none"].items()} == {"bicubic": 30.22, "peer:ESPCN": 31.0, "repsr_x2": 32.70}
+    assert set(macs) == {"peer:ESPCN", "repsr_x2"}
+    other = run(tmp_path / "other.json", 30.20, {"repsr_x2": 32.70})
+    with pytest.raises(SystemExit, match="not the same inputs"):
+        merged_results([old, other], "Set14")
+
+
+def test_quality_refuses_a_peers_folder_without_the_graphs(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    assert _load("quality", monkeypatch).main(["--data", str(data), "--model", "espcn_x2", "--peers", str(tmp_path)]) == 2
+    assert "no ESPCN_x2.pb" in capsys.readouterr().err
