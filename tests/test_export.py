@@ -22,7 +22,9 @@ TINY = {
     "wresnet": {"features": 4},
     "edsr": {"features": 8, "blocks": 2},
     "repsr": {"features": 8, "blocks": 2, "expansion": 2},
+    "safmn": {"dim": 8, "blocks": 2, "ffn_hidden": 16},
 }
+REPARAMETERISED = {"repsr", "safmn"}  # deploy_form collapses them and says so in their kwargs
 
 
 def test_every_registered_model_has_a_tiny_config() -> None:
@@ -39,7 +41,7 @@ def test_onnx_matches_torch_dynamic_shapes(name: str, tmp_path: Path) -> None:
         for p in model.parameters():  # beyond the init, so that every branch matters
             p.add_(torch.randn_like(p) * 0.05)
     model, kwargs = deploy_form(model, TINY[name])
-    assert kwargs.get("deploy", False) == (name == "repsr")
+    assert kwargs.get("deploy", False) == (name in REPARAMETERISED)
     path = tmp_path / f"{name}.onnx"
     export_onnx(model, 1, path)
     assert check_onnx(model, 1, path) < 1e-4  # (1, 1, 37, 53) and (2, 1, 24, 17)

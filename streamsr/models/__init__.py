@@ -59,7 +59,10 @@ def macs_per_pixel(model: nn.Module, scale: int, channels: int | None = None, si
 
     Runs the model once on a ``size x size`` input with forward hooks and divides the total
     by ``size * size``. Exact for fully convolutional models with 'same' padding (the count
-    of a conv is out_pixels * out_channels * in_channels / groups * kh * kw).
+    of a conv is out_pixels * out_channels * in_channels / groups * kh * kw). A conv on a pooled
+    grid counts at that grid's size (SAFMN's 1/2, 1/4, 1/8 levels: exact when ``size`` is a
+    multiple of 8). Elementwise work is not counted: activations, norms, pooling, resizing,
+    products and sums (a few % of SAFMN's count, nothing in the plain conv nets).
     """
     del scale  # the output size follows from the model; kept for a uniform signature
     if channels is None:
@@ -87,4 +90,4 @@ def macs_per_pixel(model: nn.Module, scale: int, channels: int | None = None, si
 
 
 # Register the architectures (import for the side effect).
-from streamsr.models import edsr, espcn, repsr, srcnn, wresnet  # noqa: E402,F401
+from streamsr.models import edsr, espcn, repsr, safmn, srcnn, wresnet  # noqa: E402,F401
