@@ -32,6 +32,7 @@ from rtsp_server import RtspServer, unavailable_reason  # noqa: E402
 from scene_clip import write_scene_clip  # noqa: E402
 
 from streamsr.enhance import EnhanceOptions, open_backend  # noqa: E402
+from streamsr.errors import StreamSRError  # noqa: E402
 from streamsr.livepipe import Camera, LivePipeline, LivePolicy  # noqa: E402
 from streamsr.sources.live_source import LiveOptions, LiveSource  # noqa: E402
 
@@ -117,8 +118,12 @@ def main() -> int:
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    backend = open_backend(EnhanceOptions(scale=a.scale, model=a.model, engine=a.engine, threads=a.threads,
-                                          precision=a.precision))
+    try:
+        backend = open_backend(EnhanceOptions(scale=a.scale, model=a.model, engine=a.engine, threads=a.threads,
+                                              precision=a.precision))
+    except StreamSRError as e:
+        print(f"cannot run: {e}", file=sys.stderr)
+        return 2
     print(f"model {backend.card.name} on {backend.describe()}; {os.cpu_count()} CPUs; load {os.getloadavg()}",
           flush=True)
     rows = []

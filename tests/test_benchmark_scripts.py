@@ -63,3 +63,11 @@ def test_quality_refuses_a_peers_folder_without_the_graphs(tmp_path: Path, capsy
     data.mkdir()
     assert _load("quality", monkeypatch).main(["--data", str(data), "--model", "espcn_x2", "--peers", str(tmp_path)]) == 2
     assert "no ESPCN_x2.pb" in capsys.readouterr().err
+
+
+def test_live_bench_refuses_an_engine_it_cannot_open_in_one_line() -> None:
+    r = subprocess.run([sys.executable, str(BENCHMARKS / "live_bench.py"), "--source", "file", "--engine", "nosuch"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["cannot run: unknown engine 'nosuch' (choose from auto, onnxruntime, "
+                                             "openvino, torch, cuda, tensorrt)"]
