@@ -12,7 +12,7 @@ from streamsr.errors import ConfigError
 from streamsr.types import ModelCard
 from train.config import config_from_dict, load_config
 from train.export import export_run
-from train.loop import CKPT_NAME, WEIGHTS_NAME, lr_at, train
+from train.loop import CKPT_NAME, LOG_FIELDS, WEIGHTS_NAME, CurveLog, lr_at, train
 from train.sessions import read_sessions
 
 
@@ -221,3 +221,17 @@ def test_training_imports_without_pyav() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_curve_log_survives_being_replaced_under_a_running_run(tmp_path: Path) -> None:
+    """A ``git pull`` of runs/ replaces log.csv (a new file); the next rows must land in it."""
+    path = tmp_path / "log.csv"
+    curve = CurveLog(path, resume=False, step=0)
+    curve.write({"step": 250, "loss": 0.03})
+    pulled = tmp_path / "pulled.csv"
+    pulled.write_text(path.read_text())
+    pulled.replace(path)  # what git checkout does: a new inode at the same name
+    curve.write({"step": 500, "loss": 0.02})
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(LOG_FIELDS)
+    assert [line.split(",")[0] for line in lines[1:]] == ["250", "500"]

@@ -219,25 +219,24 @@ def load_data(cfg: TrainConfig) -> TrainData:
 
 
 class CurveLog:
-    """The run's CSV log (the validation curve); a resume drops rows written after the checkpoint."""
+    """The run's CSV log (the validation curve); a resume drops rows written after the checkpoint.
+
+    Every row opens the file anew: a log replaced under a running run (a ``git pull`` or checkout
+    of ``runs/``) then gets the next rows, where a handle kept open would write them into the
+    replaced, deleted file.
+    """
 
     def __init__(self, path: Path, resume: bool, step: int) -> None:
-        append = resume and path.exists()
-        if append:
+        self.path = path
+        if resume and path.exists():
             _truncate_log(path, step)  # rows written after the checkpoint will be redone
-        elif path.exists():
-            path.unlink()
-        self._file = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=LOG_FIELDS)
-        if not append:
-            self._writer.writeheader()
+        else:
+            with open(path, "w", newline="") as f:
+                csv.DictWriter(f, fieldnames=LOG_FIELDS).writeheader()
 
     def write(self, row: dict[str, Any]) -> None:
-        self._writer.writerow(row)
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(row)
 
 
 def train_step(state: RunState, cfg: TrainConfig, data: TrainData, device: torch.device, precision: str) -> float:
@@ -312,7 +311,6 @@ def train(
             if last:
                 break
     finally:
-        curve.close()
         if bar is not None:
             bar.close()
     state.elapsed += time.perf_counter() - t0
