@@ -117,3 +117,20 @@ def test_qat_simulates_the_int8_files_rounding_and_hands_back_plain_weights() ->
     plain = build_model("espcn", 2, features=(8, 8))
     plain.load_state_dict(state)
     assert torch.equal(plain.body[2].weight, reference["body.2.weight"])  # no step taken: unchanged
+
+
+def test_qat_refuses_a_model_of_another_degradation(torch_card: ModelCard, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """QAT fine-tunes on bicubic LR only; on a CCTV model it would change what the model does."""
+    import shutil
+
+    from train.qat import main
+
+    for name in (torch_card.onnx, torch_card.torch_weights):
+        shutil.copy(Path(torch_card.path).parent / name, tmp_path / name)
+    card_path = tmp_path / "cctv_small_x2.json"
+    dataclasses.replace(torch_card, training={"degradation": "cctv"}).save(card_path)
+    before = card_path.read_bytes()
+    rc = main([str(card_path), "--calib", str(tmp_path), "--eval", str(tmp_path), "--steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "'cctv' degradation" in err[0] and "train.quantize" in err[0], err
+    assert card_path.read_bytes() == before and not list(tmp_path.glob("*.int8.onnx"))

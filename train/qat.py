@@ -25,6 +25,7 @@ import torch.nn.utils.parametrize as parametrize
 from torch import nn
 from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver
 
+from streamsr.errors import ConfigError
 from streamsr.hashing import file_sha256
 from streamsr.lr_degrade import LRDegradation
 from streamsr.types import ModelCard
@@ -100,6 +101,12 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
              steps: int, lr: float, tolerance: float, threads: int) -> ModelCard:
     """Fine-tune, then quantise the fine-tuned weights into the card's int8 file (fp32 files untouched)."""
     card = ModelCard.load(card_path)
+    trained_on = card.training.get("degradation", "bicubic")
+    if trained_on != "bicubic":
+        # The fine-tune sees bicubic LR only: it would teach a model of another degradation a
+        # different job (repsr_cctv_x2: clean +2.0 dB, JPEG 40 -0.5 dB after 1,500 steps).
+        raise ConfigError(f"{card.name} was trained on the {trained_on!r} degradation; QAT fine-tunes on bicubic LR "
+                          f"only, so quantise it without QAT: python -m train.quantize {card_path}")
     model = load_card_model(card)
     model.load_state_dict(fine_tune(card, calib_dirs, steps, lr))
     int8_path = card.file(card.onnx).with_name(Path(card.onnx).stem + ".int8.onnx")
