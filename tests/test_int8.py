@@ -40,13 +40,13 @@ def test_auto_rule_from_cpu_flags() -> None:
 
 @pytest.fixture(scope="module")
 def int8_card(torch_card: ModelCard, tmp_path_factory: pytest.TempPathFactory) -> ModelCard:  # noqa: F811
-    from train.quantize import edge_convs, quantize_onnx
+    from train.quantize import float_convs, quantize_onnx
 
     folder = Path(torch_card.path).parent
     patches = [lr_batch(1, 32, 32, seed=i)[None].astype(np.float32) / 255.0 for i in range(8)]  # (1, 1, 32, 32)
     fp32 = folder / torch_card.onnx
     int8 = folder / "espcn_small_x2.int8.onnx"
-    quantize_onnx(fp32, int8, patches, edge_convs(fp32))
+    quantize_onnx(fp32, int8, patches, float_convs(fp32))
     return dataclasses.replace(torch_card, onnx_int8=int8.name)
 
 
@@ -72,17 +72,48 @@ def test_only_the_inner_convolutions_are_quantised(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from streamsr.models import build_model
     from train.export import export_onnx
-    from train.quantize import edge_convs, quantize_onnx
+    from train.quantize import float_convs, quantize_onnx
 
     torch.manual_seed(0)
     fp32, int8 = tmp_path / "r.onnx", tmp_path / "r.int8.onnx"
     export_onnx(build_model("repsr", 2, features=8, blocks=2, expansion=0, deploy=True), 1, fp32)
     patches = [lr_batch(1, 32, 32, seed=i)[None].astype(np.float32) / 255.0 for i in range(4)]
-    quantize_onnx(fp32, int8, patches, edge_convs(fp32))
+    quantize_onnx(fp32, int8, patches, float_convs(fp32))
     graph = onnx.load(str(int8)).graph
     dequantized = {out for n in graph.node if n.op_type == "DequantizeLinear" for out in n.output}
     fed = {n.op_type for n in graph.node if n.op_type != "QuantizeLinear" and dequantized & set(n.input)}
     assert "Conv" in fed and not fed & {"Add", "DepthToSpace"}, fed  # activations between convs may be fed
+
+
+def test_the_conv_that_feeds_the_last_stays_float_in_deeper_networks() -> None:
+    from train.quantize import float_conv_indices
+
+    assert float_conv_indices(3) == {0, 2}  # ESPCN: only its middle conv is quantised
+    assert float_conv_indices(9) == {0, 7, 8}  # RepSR x2: first, last, and the one feeding the last
+    assert float_conv_indices(1) == {0}
+
+
+def test_the_calibration_percentile_is_the_one_nearest_fp32_on_held_out_images(
+        torch_card: ModelCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A 50th-percentile range clips half of every activation: the choice must fall on 99.999."""
+    import train.quantize as quantize
+    from streamsr.evaluate import onnx_upscaler
+
+    files = sorted(_training_images(tmp_path / "train", count=4).glob("*.png"))
+    held_out = quantize.held_out_images(files[:2], 2)
+    patches = quantize.calibration_patches(files[2:], 2, count=8, size=32)
+    fp32 = Path(torch_card.path).parent / torch_card.onnx
+    monkeypatch.setattr(quantize, "PERCENTILES", (50.0, 99.999))
+    method = quantize.quantize_best(torch_card, fp32, tmp_path / "m.int8.onnx", patches, held_out)
+    assert "percentile 99.999 " in method, method
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "train"]  # no candidate left behind
+
+    clipped = tmp_path / "clipped.onnx"
+    quantize.quantize_onnx(fp32, clipped, patches, quantize.float_convs(fp32), 50.0)
+    run = {name: onnx_upscaler(dataclasses.replace(torch_card, onnx=str(path)), 1)
+           for name, path in {"fp32": fp32, "kept": tmp_path / "m.int8.onnx", "clipped": clipped}.items()}
+    error = {name: np.mean([np.mean((up(lr) - run["fp32"](lr)) ** 2) for lr in held_out]) for name, up in run.items()}
+    assert error["kept"] < error["clipped"], error
 
 
 def test_int8_without_a_file_is_one_clear_error(torch_card: ModelCard) -> None:  # noqa: F811
@@ -119,18 +150,63 @@ def test_qat_simulates_the_int8_files_rounding_and_hands_back_plain_weights() ->
     assert torch.equal(plain.body[2].weight, reference["body.2.weight"])  # no step taken: unchanged
 
 
-def test_qat_refuses_a_model_of_another_degradation(torch_card: ModelCard, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    """QAT fine-tunes on bicubic LR only; on a CCTV model it would change what the model does."""
+def _training_images(folder: Path, count: int = 3) -> Path:
+    import cv2
+
+    from streamsr.synthetic import scene_frames
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(scene_frames(160, 128, count, seed=3)):
+        cv2.imwrite(str(folder / f"img{i}.png"), frame)
+    return folder
+
+
+def test_qat_learns_to_reproduce_the_cards_own_model(torch_card: ModelCard, tmp_path: Path) -> None:  # noqa: F811
+    """QAT distils the card's fp32 model: the random-weight ESPCN stays what it is (a fine-tune
+    towards the HR patches would turn it into an upscaler), only made robust to the rounding."""
+    import torch
+
+    from train.measure import load_card_model
+    from train.qat import fine_tune, training_sampler
+
+    sampler = training_sampler(torch_card, sorted((_training_images(tmp_path / "train")).glob("*.png")))
+    assert sampler.degradation is None  # the card says nothing: bicubic, as its training was
+    tuned = load_card_model(torch_card)
+    tuned.load_state_dict(fine_tune(torch_card, sampler, steps=40, lr=1e-3))
+    original = load_card_model(torch_card).eval()
+    x = torch.from_numpy(sampler.sample(8, np.random.default_rng(5))[0])
+    with torch.no_grad():
+        drift = (tuned.eval()(x) - original(x)).abs().mean().item()
+    assert drift < 0.01, drift
+
+
+def test_qat_trains_on_the_degradation_of_the_cards_config(torch_card: ModelCard, tmp_path: Path,  # noqa: F811
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
-    from train.qat import main
+    from streamsr.hashing import file_sha256
+    from train.qat import main, training_sampler
 
-    for name in (torch_card.onnx, torch_card.torch_weights):
+    images = _training_images(tmp_path / "train")
+    files = sorted(images.glob("*.png"))
+    config = tmp_path / "cctv_small_x2.yaml"
+    config.write_text("scale: 2\nmodel: {name: espcn, kwargs: {features: [12, 8]}}\ndegradation: cctv\n"
+                      "cctv: {blur_prob: 0.0, noise_prob: 0.0, jpeg_prob: 1.0, jpeg_quality: [10, 10]}\n")
+    card = dataclasses.replace(torch_card, training={"degradation": "cctv", "config": str(config),
+                                                     "config_sha256": file_sha256(config)})
+    sampler = training_sampler(card, files)
+    assert sampler.degradation is not None and sampler.degradation.cfg.jpeg_quality == (10, 10)
+    degraded, _ = sampler.sample(4, np.random.default_rng(0))
+    clean, _ = training_sampler(torch_card, files).sample(4, np.random.default_rng(0))
+    assert np.abs(degraded - clean).mean() > 0.002  # same patches, JPEG quality 10 on top
+
+    for name in (torch_card.onnx, torch_card.torch_weights):  # a config changed since: one line, nothing written
         shutil.copy(Path(torch_card.path).parent / name, tmp_path / name)
     card_path = tmp_path / "cctv_small_x2.json"
-    dataclasses.replace(torch_card, training={"degradation": "cctv"}).save(card_path)
+    card.save(card_path)
+    config.write_text(config.read_text().replace("[10, 10]", "[20, 20]"))
     before = card_path.read_bytes()
-    rc = main([str(card_path), "--calib", str(tmp_path), "--eval", str(tmp_path), "--steps", "1"])
+    rc = main([str(card_path), "--calib", str(images), "--eval", str(images), "--steps", "1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0 and len(err) == 1 and "'cctv' degradation" in err[0] and "train.quantize" in err[0], err
+    assert rc != 0 and len(err) == 1 and "has changed since" in err[0], err
     assert card_path.read_bytes() == before and not list(tmp_path.glob("*.int8.onnx"))

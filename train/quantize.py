@@ -5,22 +5,33 @@
 
 ONNX Runtime's static QDQ quantiser: weights int8 per output channel, activations uint8 per
 tensor (u8s8, the pair the x86 int8 kernels run, VNNI or not), ranges calibrated on LR luma
-patches of the *training* images (percentile calibration: a few extreme pixels do not
-stretch the range). Two choices are measured, on ESPCN x2 / Set5 (2-core AMD EPYC, AVX2 without
-VNNI): weights use 7 bits (``reduce_range``), because full-range int8 weights overflow the
-16-bit pair sums of x86's u8s8 kernels without VNNI (9.8 dB lost, against 1.0 dB with 7 bits);
-and the first and last convolutions stay float (0.25 dB lost instead of 1.0 dB): the first
-sees the image itself, the last makes the output pixels, and together they are 13 % of the
-MACs. Only convolutions are quantised: a global residual's Add and the pixel shuffle stay float,
-since a uint8 round of the output image costs more than all the inner convs together (RepSR x2
-Set5: 0.24 dB lost with them quantised, 0.16 without, before QAT). The int8 file goes beside the fp32 one (``<name>.int8.onnx``); the card
-gets ``onnx_int8`` and ``int8_psnr_loss_db``: the largest PSNR drop against the fp32 file
-over every dataset and LR input measured. ``--precision auto`` uses int8 only when that loss
-is within the card's ``int8_tolerance_db``. Both ONNX Runtime and OpenVINO run the file.
+patches of the *training* images by a percentile of each tensor's histogram (a few extreme
+pixels do not stretch the range). Choices, each measured (Set5 PSNR lost, 2-core AMD EPYC with
+AVX2 and no VNNI):
+
+- Weights use 7 bits (``reduce_range``): full-range int8 weights overflow the 16-bit pair sums
+  of x86's u8s8 kernels without VNNI (ESPCN x2: 9.8 dB lost, against 1.0 dB with 7 bits).
+- Only convolutions are quantised: a global residual's Add and the pixel shuffle stay float,
+  since a uint8 round of the output image costs more than all the inner convs together (RepSR
+  x2: 0.24 dB lost with them quantised, 0.16 without).
+- The first and the last convolution stay float (ESPCN x2: 0.25 dB lost instead of 1.0): the
+  first sees the image itself, the last makes the output pixels. In a deeper network the conv
+  that feeds the last stays float too (RepSR x2: 0.16 -> 0.12 dB; 14 % of its MACs): its uint8
+  output is the feature map that every output pixel is made from.
+- The percentile is chosen per model among ``PERCENTILES``: the one whose int8 output is nearest
+  the fp32 output on images held out of the calibration set (training images, never the
+  evaluation sets). Too wide a range rounds coarsely, too narrow clips (RepSR x2 Set5: 0.12 dB
+  lost at 99.999, 0.09 at 99.995).
+
+The int8 file goes beside the fp32 one (``<name>.int8.onnx``); the card gets ``onnx_int8`` and
+``int8_psnr_loss_db``: the largest PSNR drop against the fp32 file over every dataset and LR
+input measured. ``--precision auto`` uses int8 only when that loss is within the card's
+``int8_tolerance_db``. Both ONNX Runtime and OpenVINO run the file.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -30,22 +41,24 @@ from typing import Any
 import numpy as np
 
 from streamsr.errors import ModelError
-from streamsr.evaluate import evaluate_models, image_files, read_image
+from streamsr.evaluate import evaluate_models, onnx_upscaler, prepare, read_image
 from streamsr.lr_degrade import LRDegradation
 from streamsr.metrics import image_to_y
 from streamsr.resize import imresize
 from streamsr.types import ModelCard
 from streamsr.hashing import file_sha256
 from train.cli import report_errors
+from train.data import split_holdout
 
 log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE_DB = 0.1
+PERCENTILES = (99.99, 99.995, 99.999)  # calibration candidates; the held-out images pick one
+HELD_OUT = 10  # training images kept out of calibration to choose the percentile on
 
 
-def calibration_patches(dirs: list[Path], scale: int, count: int = 48, size: int = 64, seed: int = 0) -> list[np.ndarray]:
-    """``count`` LR luma patches (1, 1, size, size) in [0, 1], from random training images."""
+def calibration_patches(files: list[Path], scale: int, count: int = 48, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """``count`` LR luma patches (1, 1, size, size) in [0, 1], from random images of ``files``."""
     rng = np.random.default_rng(seed)
-    files = [f for d in dirs for f in image_files(d)]
     patches = []
     while len(patches) < count:
         img = read_image(files[int(rng.integers(len(files)))])
@@ -57,15 +70,23 @@ def calibration_patches(dirs: list[Path], scale: int, count: int = 48, size: int
     return patches
 
 
-def edge_convs(onnx_path: Path) -> list[str]:
-    """Names of the first and the last Conv node: kept in float (see the module docstring)."""
+def float_conv_indices(count: int) -> set[int]:
+    """Which of a network's ``count`` convolutions stay float (see the module docstring)."""
+    if count == 0:
+        return set()
+    return {0, count - 1} | ({count - 2} if count > 3 else set())
+
+
+def float_convs(onnx_path: Path) -> list[str]:
+    """Names of the Conv nodes kept float."""
     import onnx
 
     convs = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
-    return sorted({convs[0], convs[-1]}) if convs else []
+    return sorted(convs[i] for i in float_conv_indices(len(convs)))
 
 
-def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float: list[str] | None = None) -> None:
+def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float: list[str] | None = None,
+                  percentile: float = PERCENTILES[1]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     class Patches(CalibrationDataReader):
@@ -82,12 +103,47 @@ def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float:
             str(fp32), str(partial), Patches(),
             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             per_channel=True, reduce_range=True, calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": 99.999}, nodes_to_exclude=keep_float or [],
+            extra_options={"CalibPercentile": percentile}, nodes_to_exclude=keep_float or [],
             op_types_to_quantize=["Conv"],
         )
         os.replace(partial, int8)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def held_out_images(files: list[Path], scale: int) -> list[np.ndarray]:
+    """LR luma planes in [0, 1] of ``files`` (MATLAB bicubic, as the evaluation protocol makes them)."""
+    return [prepare(read_image(f), scale, f.name).lr_y for f in files]
+
+
+def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndarray], held_out: list[np.ndarray]) -> str:
+    """Quantise with each of ``PERCENTILES``; keep the file whose output is nearest the fp32 file's
+    on the ``held_out`` LR planes (mean squared error). Returns what it did, for the card."""
+    keep_float = float_convs(fp32)
+    if not held_out:
+        quantize_onnx(fp32, int8, patches, keep_float)
+        return f"static QDQ, calibration percentile {PERCENTILES[1]}"
+
+    def outputs(onnx_file: Path) -> list[np.ndarray]:
+        upscale = onnx_upscaler(dataclasses.replace(card, onnx=str(onnx_file.resolve())), threads=1)
+        return [upscale(lr) for lr in held_out]
+
+    reference = outputs(fp32)
+    errors: dict[float, float] = {}
+    for pct in PERCENTILES:
+        candidate = int8.with_name(f"{int8.name}.{pct}")
+        try:
+            quantize_onnx(fp32, candidate, patches, keep_float, pct)
+            errors[pct] = float(np.mean([np.mean((a - b) ** 2) for a, b in zip(outputs(candidate), reference)]))
+            if errors[pct] <= min(errors.values()):
+                os.replace(candidate, int8)
+        finally:
+            candidate.unlink(missing_ok=True)
+    best = min(errors, key=errors.get)
+    fidelity = {p: round(float(10 * np.log10(1 / max(err, 1e-12))), 2) for p, err in errors.items()}
+    log.info("calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", best, fidelity)
+    return (f"static QDQ, calibration percentile {best} (of {list(PERCENTILES)}: nearest fp32 on "
+            f"{len(held_out)} held-out training images)")
 
 
 def int8_loss(card: ModelCard, eval_dirs: list[Path], degradations: list[LRDegradation], threads: int) -> dict[str, Any]:
@@ -102,6 +158,12 @@ def int8_loss(card: ModelCard, eval_dirs: list[Path], degradations: list[LRDegra
     return {"max": max(drops.values()), "per_input": drops}
 
 
+def calibration_split(dirs: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``(calibration, held_out)`` training images; no held-out ones from a handful of images."""
+    files, _ = split_holdout(dirs, 0)
+    return split_holdout(dirs, HELD_OUT if len(files) >= 5 * HELD_OUT else 0)
+
+
 def quantize_card(
     card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], degradations: list[LRDegradation],
     tolerance: float = DEFAULT_TOLERANCE_DB, threads: int = 1,
@@ -111,11 +173,14 @@ def quantize_card(
         raise ModelError(f"model {card.name}: only Y-channel models are quantised so far")
     int8_path = card.file(card.onnx).with_name(Path(card.onnx).stem + ".int8.onnx")
     fp32_path = card.file(card.onnx)
-    quantize_onnx(fp32_path, int8_path, calibration_patches(calib_dirs, card.scale), edge_convs(fp32_path))
+    calib_files, held_out = calibration_split(calib_dirs)
+    method = quantize_best(card, fp32_path, int8_path, calibration_patches(calib_files, card.scale),
+                           held_out_images(held_out, card.scale))
     card = ModelCard(**{**card.__dict__, "onnx_int8": int8_path.name, "onnx_int8_sha256": file_sha256(int8_path)})
     loss = int8_loss(card, eval_dirs, [LRDegradation()] + degradations, threads)
     log.info("%s int8: largest PSNR loss %.3f dB (%s)", card.name, loss["max"], loss["per_input"])
-    card = ModelCard(**{**card.__dict__, "int8_psnr_loss_db": loss["max"], "int8_tolerance_db": tolerance})
+    card = ModelCard(**{**card.__dict__, "int8_psnr_loss_db": loss["max"], "int8_tolerance_db": tolerance,
+                        "training": {**card.training, "int8": method}})
     card.save(card_path)
     return card
 
