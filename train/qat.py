@@ -7,8 +7,8 @@ Post-training quantisation (train/quantize.py) rounds weights and activations th
 trained to be rounded. Here a copy of the deployed network is fine-tuned from the card's weights
 with the same rounding simulated where the int8 file will have it (torch's FakeQuantize,
 straight-through gradients): 7-bit per-channel symmetric weights and uint8 per-tensor
-activations in and out of every convolution but the first and the last, which stay float in the
-int8 file. It learns from the card's own fp32 model (distillation, L1 on the output), on
+activations in and out of every convolution that the int8 file quantises (all but those
+``train.quantize.float_conv_indices`` keeps float). It learns from the card's own fp32 model (distillation, L1 on the output), on
 training patches of the input the card was trained on: bicubic LR, or the CCTV degradation of
 the card's training config. So the int8 file keeps the model's job and only learns to survive
 the rounding; a fine-tune towards the HR patches on bicubic LR would retrain a CCTV model into
