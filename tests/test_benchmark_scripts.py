@@ -71,3 +71,22 @@ def test_live_bench_refuses_an_engine_it_cannot_open_in_one_line() -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["cannot run: unknown engine 'nosuch' (choose from auto, onnxruntime, "
                                              "openvino, torch, cuda, tensorrt)"]
+
+
+def test_models_md_tables_are_the_shipped_cards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MODELS.md's generated tables say what engines/ holds: a re-exported or re-quantised card
+    without `python benchmarks/models_table.py --write MODELS.md` fails here."""
+    table = _load("models_table", monkeypatch)
+    repo = BENCHMARKS.parent
+    doc = (repo / "MODELS.md").read_text()
+    written = doc.split(table.BEGIN, 1)[1].split(table.END, 1)[0].strip()
+    assert written == table.tables(table.load_cards(repo / "engines")).strip()
+
+
+def test_the_int8_table_says_which_files_auto_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _load("models_table", monkeypatch).int8_table([
+        {"name": "a_x2", "onnx_int8": "a.int8.onnx", "int8_psnr_loss_db": 0.09, "int8_tolerance_db": 0.1},
+        {"name": "b_x2", "onnx_int8": "b.int8.onnx", "int8_psnr_loss_db": 0.21, "int8_tolerance_db": 0.1},
+        {"name": "c_x2"},  # no int8 file: no row
+    ])
+    assert len(rows) == 4 and "| int8 |" in rows[2] and "| fp32 |" in rows[3]
