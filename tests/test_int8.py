@@ -210,3 +210,36 @@ def test_qat_trains_on_the_degradation_of_the_cards_config(torch_card: ModelCard
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "has changed since" in err[0], err
     assert card_path.read_bytes() == before and not list(tmp_path.glob("*.int8.onnx"))
+
+
+def test_qat_trains_against_the_int8_files_own_rounding(tmp_path: Path) -> None:
+    """With the int8 file's activation ranges fixed, the simulation computes what the file computes."""
+    torch = pytest.importorskip("torch")
+    from streamsr.evaluate import onnx_upscaler
+    from streamsr.models import build_model
+    from train.export import export_onnx
+    from train.qat import quantised_conv_ranges, simulate_int8
+    from train.quantize import calibration_patches, float_convs, quantize_onnx
+
+    torch.manual_seed(0)
+    kwargs = {"features": 8, "blocks": 3, "expansion": 0, "deploy": True}
+    model = build_model("repsr", 2, **kwargs).eval()
+    fp32, int8 = tmp_path / "r.onnx", tmp_path / "r.int8.onnx"
+    export_onnx(model, 1, fp32)
+    files = sorted(_training_images(tmp_path / "train", count=3).glob("*.png"))
+    quantize_onnx(fp32, int8, calibration_patches(files, 2, count=8, size=32), float_convs(fp32))
+    card = ModelCard(name="r_x2", arch="repsr", scale=2, colour="y", params=1, macs_per_pixel=1, onnx=str(int8))
+    lr = calibration_patches(files, 2, count=1, size=40, seed=9)[0]
+    deployed = onnx_upscaler(card, 1)(lr[0, 0])
+
+    def simulated(ranges) -> np.ndarray:
+        sim = build_model("repsr", 2, **kwargs)
+        sim.load_state_dict(model.state_dict())
+        simulate_int8(sim, ranges)
+        with torch.no_grad():
+            sim.train()(torch.from_numpy(lr))  # observers (where free) see the input
+            return sim.eval()(torch.from_numpy(lr))[0, 0].numpy()
+
+    fixed = np.abs(simulated(quantised_conv_ranges(fp32, int8)) - deployed).mean()
+    free = np.abs(simulated(None) - deployed).mean()
+    assert fixed < 0.25 * free, (fixed, free)

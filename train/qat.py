@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -39,8 +41,11 @@ from train.config import TrainConfig, load_config, resolve_path
 from train.data import PatchSampler
 from train.export import export_onnx
 from train.measure import load_card_model
-from train.quantize import (DEFAULT_TOLERANCE_DB, calibration_split, float_conv_indices, held_out_images, int8_loss,
-                            quantize_best)
+from train.quantize import (DEFAULT_TOLERANCE_DB, HELD_OUT, activation_ranges, calibration_split, fidelity_db, float_conv_indices,
+                            float_convs, held_out_images, int8_loss, mean_squared_error, quantize_best, quantize_onnx,
+                            run_on)
+
+Range = tuple[float, int]  # an activation's (scale, zero point) in the int8 file
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class _FakeQuantWeight(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.fq = FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-64, quant_max=63,
+        self.fq = FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-64, quant_max=64,
                                dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
@@ -62,14 +67,29 @@ def _activation_fq() -> FakeQuantize:
                         dtype=torch.quint8, qscheme=torch.per_tensor_affine)
 
 
-def simulate_int8(model: nn.Module) -> list[nn.Conv2d]:
-    """Fake-quantise the convs that the int8 file quantises, in place; returns those convs."""
+def _fixed(fq: FakeQuantize, scale: float, zero_point: int) -> FakeQuantize:
+    fq.disable_observer()
+    fq.scale.copy_(torch.tensor([scale]))
+    fq.zero_point.copy_(torch.tensor([zero_point]))
+    return fq
+
+
+def simulate_int8(model: nn.Module, ranges: list[tuple[Range, Range]] | None = None) -> list[nn.Conv2d]:
+    """Fake-quantise the convs that the int8 file quantises, in place; returns those convs.
+
+    ``ranges``: for each of those convs, the (input, output) activation ranges of an int8 file,
+    fixed during training; without them the ranges follow the activations' min and max.
+    """
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     keep_float = float_conv_indices(len(convs))
     inner = [conv for i, conv in enumerate(convs) if i not in keep_float]
-    for conv in inner:
+    if ranges is not None and len(ranges) != len(inner):
+        raise ValueError(f"{len(ranges)} activation ranges for {len(inner)} quantised convs")
+    for k, conv in enumerate(inner):
         parametrize.register_parametrization(conv, "weight", _FakeQuantWeight())
         fq_in, fq_out = _activation_fq(), _activation_fq()
+        if ranges is not None:
+            fq_in, fq_out = _fixed(fq_in, *ranges[k][0]), _fixed(fq_out, *ranges[k][1])
         conv.add_module("fq_in", fq_in)
         conv.add_module("fq_out", fq_out)
         conv.register_forward_pre_hook(lambda mod, args: (mod.fq_in(args[0]),))
@@ -111,11 +131,12 @@ def training_sampler(card: ModelCard, files: list[Path], patch: int = 48) -> Pat
     return PatchSampler(files, card.scale, patch, degradation)
 
 
-def fine_tune(card: ModelCard, sampler: PatchSampler, steps: int, lr: float, seed: int = 0) -> dict[str, torch.Tensor]:
+def fine_tune(card: ModelCard, sampler: PatchSampler, steps: int, lr: float,
+              ranges: list[tuple[Range, Range]] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
     """Distil the card's fp32 model into a copy that runs with the int8 rounding simulated."""
     teacher = load_card_model(card).eval()
     student = load_card_model(card).train()
-    simulate_int8(student)
+    simulate_int8(student, ranges)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam([p for n, p in student.named_parameters() if "fq" not in n], lr=lr)
     border = 4 * card.scale  # the padded edge, where the int8 and fp32 outputs may differ for other reasons
@@ -135,27 +156,66 @@ def fine_tune(card: ModelCard, sampler: PatchSampler, steps: int, lr: float, see
     return plain_state(student.eval())
 
 
+def conv_io(onnx_path: Path) -> list[tuple[str, str]]:
+    """(input, output) tensor names of every Conv node, in graph order."""
+    import onnx
+
+    return [(n.input[0], n.output[0]) for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
+
+
+def quantised_conv_ranges(fp32: Path, int8: Path) -> list[tuple[Range, Range]]:
+    """For each conv that ``int8`` quantises, the (input, output) ranges it rounds them to."""
+    io, ranges = conv_io(fp32), activation_ranges(int8)
+    keep_float = float_conv_indices(len(io))
+    return [(ranges[i], ranges[o]) for k, (i, o) in enumerate(io) if k not in keep_float]
+
+
+def ranges_by_name(onnx_path: Path, ranges: list[tuple[Range, Range]]) -> dict[str, Range]:
+    """``ranges`` (per quantised conv) keyed by the names of those convs' tensors in ``onnx_path``."""
+    io = conv_io(onnx_path)
+    keep_float = float_conv_indices(len(io))
+    quantised = [pair for k, pair in enumerate(io) if k not in keep_float]
+    return {name: r for names, rs in zip(quantised, ranges) for name, r in zip(names, rs)}
+
+
 def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], degradations: list[LRDegradation],
              steps: int, lr: float, tolerance: float, threads: int) -> ModelCard:
-    """Fine-tune, then quantise the fine-tuned weights into the card's int8 file (fp32 files untouched)."""
+    """Quantise as train.quantize does, fine-tune the weights to those very activation ranges, quantise
+    the fine-tuned weights with the same ranges, and keep whichever int8 file is nearer fp32 on the
+    held-out training images (fp32 files untouched)."""
     card = ModelCard.load(card_path)
     calib_files, held_out = calibration_split(calib_dirs)
     sampler = training_sampler(card, calib_files)
-    model = load_card_model(card)
-    model.load_state_dict(fine_tune(card, sampler, steps, lr))
+    if not held_out:
+        raise ConfigError(f"QAT needs at least {5 * HELD_OUT} training images ({HELD_OUT} are held out to check it); "
+                          f"with fewer, quantise without it: python -m train.quantize {card_path}")
     calib = [p[None] for p in sampler.sample(48, np.random.default_rng(1))[0]]
-    int8_path = card.file(card.onnx).with_name(Path(card.onnx).stem + ".int8.onnx")
+    planes = held_out_images(held_out, card.scale)
+    fp32 = card.file(card.onnx)
+    int8_path = fp32.with_name(Path(card.onnx).stem + ".int8.onnx")
     with tempfile.TemporaryDirectory() as tmp:
-        tuned = Path(tmp) / "tuned.onnx"  # the fine-tuned weights; only their int8 file is kept
-        export_onnx(model.eval(), card.channels, tuned)
-        method = quantize_best(card, tuned, int8_path, calib, held_out_images(held_out, card.scale))
+        ptq, tuned, qat = Path(tmp) / "ptq.int8.onnx", Path(tmp) / "tuned.onnx", Path(tmp) / "qat.int8.onnx"
+        ptq_method = quantize_best(card, fp32, ptq, calib, planes)
+        ranges = quantised_conv_ranges(fp32, ptq)
+        model = load_card_model(card)
+        model.load_state_dict(fine_tune(card, sampler, steps, lr, ranges))
+        export_onnx(model.eval(), card.channels, tuned)  # the fine-tuned weights; only their int8 file is kept
+        quantize_onnx(tuned, qat, calib, float_convs(tuned), ranges=ranges_by_name(tuned, ranges))
+        reference = run_on(card, fp32, planes)
+        error = {path: mean_squared_error(run_on(card, path, planes), reference) for path in (ptq, qat)}
+        best = min(error, key=error.get)
+        shutil.copyfile(best, int8_path.with_name(int8_path.name + ".partial"))
+        os.replace(int8_path.with_name(int8_path.name + ".partial"), int8_path)
+    log.info("PSNR against fp32 on held-out images: post-training %.2f dB, after QAT %.2f dB",
+             fidelity_db(error[ptq]), fidelity_db(error[qat]))
+    method = (f"QAT {steps} steps distilled from fp32 at the ranges of {ptq_method}, lr {lr:g}" if best == qat
+              else f"{ptq_method}; QAT ({steps} steps) was tried and came out further from fp32")
     card = ModelCard(**{**card.__dict__, "onnx_int8": int8_path.name, "onnx_int8_sha256": file_sha256(int8_path)})
     loss = int8_loss(card, eval_dirs, [LRDegradation()] + degradations, threads)  # against the shipped fp32 file
     card = ModelCard(**{**card.__dict__, "int8_psnr_loss_db": loss["max"], "int8_tolerance_db": tolerance,
-                        "training": {**card.training,
-                                     "int8": f"QAT {steps} steps distilled from fp32, lr {lr:g}, then {method}"}})
+                        "training": {**card.training, "int8": method}})
     card.save(card_path)
-    log.info("%s int8 after QAT: largest loss %.3f dB (%s)", card.name, loss["max"], loss["per_input"])
+    log.info("%s int8: largest loss %.3f dB (%s)", card.name, loss["max"], loss["per_input"])
     return card
 
 

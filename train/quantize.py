@@ -86,7 +86,8 @@ def float_convs(onnx_path: Path) -> list[str]:
 
 
 def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float: list[str] | None = None,
-                  percentile: float = PERCENTILES[1]) -> None:
+                  percentile: float = PERCENTILES[1], ranges: dict[str, tuple[float, int]] | None = None) -> None:
+    """Write the int8 file; ``ranges`` fixes (scale, zero point) of named activations instead of calibrating them."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     class Patches(CalibrationDataReader):
@@ -103,7 +104,10 @@ def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float:
             str(fp32), str(partial), Patches(),
             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             per_channel=True, reduce_range=True, calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": percentile}, nodes_to_exclude=keep_float or [],
+            extra_options={"CalibPercentile": percentile, "TensorQuantOverrides": {
+                name: [{"scale": np.float32(scale), "zero_point": np.uint8(zero_point)}]
+                for name, (scale, zero_point) in (ranges or {}).items()}},
+            nodes_to_exclude=keep_float or [],
             op_types_to_quantize=["Conv"],
         )
         os.replace(partial, int8)
@@ -116,6 +120,16 @@ def held_out_images(files: list[Path], scale: int) -> list[np.ndarray]:
     return [prepare(read_image(f), scale, f.name).lr_y for f in files]
 
 
+def run_on(card: ModelCard, onnx_file: Path, planes: list[np.ndarray]) -> list[np.ndarray]:
+    """``onnx_file`` (the card's model in another form) on LR luma planes, one thread."""
+    upscale = onnx_upscaler(dataclasses.replace(card, onnx=str(onnx_file.resolve())), threads=1)
+    return [upscale(lr) for lr in planes]
+
+
+def mean_squared_error(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    return float(np.mean([np.mean((a - b) ** 2) for a, b in zip(outputs, reference)]))
+
+
 def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndarray], held_out: list[np.ndarray]) -> str:
     """Quantise with each of ``PERCENTILES``; keep the file whose output is nearest the fp32 file's
     on the ``held_out`` LR planes (mean squared error). Returns what it did, for the card."""
@@ -123,27 +137,40 @@ def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndar
     if not held_out:
         quantize_onnx(fp32, int8, patches, keep_float)
         return f"static QDQ, calibration percentile {PERCENTILES[1]}"
-
-    def outputs(onnx_file: Path) -> list[np.ndarray]:
-        upscale = onnx_upscaler(dataclasses.replace(card, onnx=str(onnx_file.resolve())), threads=1)
-        return [upscale(lr) for lr in held_out]
-
-    reference = outputs(fp32)
+    reference = run_on(card, fp32, held_out)
     errors: dict[float, float] = {}
     for pct in PERCENTILES:
         candidate = int8.with_name(f"{int8.name}.{pct}")
         try:
             quantize_onnx(fp32, candidate, patches, keep_float, pct)
-            errors[pct] = float(np.mean([np.mean((a - b) ** 2) for a, b in zip(outputs(candidate), reference)]))
+            errors[pct] = mean_squared_error(run_on(card, candidate, held_out), reference)
             if errors[pct] <= min(errors.values()):
                 os.replace(candidate, int8)
         finally:
             candidate.unlink(missing_ok=True)
     best = min(errors, key=errors.get)
-    fidelity = {p: round(float(10 * np.log10(1 / max(err, 1e-12))), 2) for p, err in errors.items()}
-    log.info("calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", best, fidelity)
+    log.info("calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", best,
+             {p: fidelity_db(err) for p, err in errors.items()})
     return (f"static QDQ, calibration percentile {best} (of {list(PERCENTILES)}: nearest fp32 on "
             f"{len(held_out)} held-out training images)")
+
+
+def fidelity_db(mse: float) -> float:
+    """A mean squared error on [0, 1] images as a PSNR."""
+    return round(float(10 * np.log10(1 / max(mse, 1e-12))), 2)
+
+
+def activation_ranges(int8: Path) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of every activation the int8 file rounds, by the float tensor's name."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(int8)).graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    return {
+        n.input[0]: (float(constants[n.input[1]]), int(constants[n.input[2]]))
+        for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in constants
+    }
 
 
 def int8_loss(card: ModelCard, eval_dirs: list[Path], degradations: list[LRDegradation], threads: int) -> dict[str, Any]:
