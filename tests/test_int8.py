@@ -218,7 +218,7 @@ def test_qat_trains_against_the_int8_files_own_rounding(tmp_path: Path) -> None:
     from streamsr.evaluate import onnx_upscaler
     from streamsr.models import build_model
     from train.export import export_onnx
-    from train.qat import quantised_conv_ranges, simulate_int8
+    from train.qat import quantised_conv_ranges, ranges_by_name, simulate_int8
     from train.quantize import calibration_patches, float_convs, quantize_onnx
 
     torch.manual_seed(0)
@@ -240,6 +240,13 @@ def test_qat_trains_against_the_int8_files_own_rounding(tmp_path: Path) -> None:
             sim.train()(torch.from_numpy(lr))  # observers (where free) see the input
             return sim.eval()(torch.from_numpy(lr))[0, 0].numpy()
 
-    fixed = np.abs(simulated(quantised_conv_ranges(fp32, int8)) - deployed).mean()
+    ranges = quantised_conv_ranges(fp32, int8)
+    fixed = np.abs(simulated(ranges) - deployed).mean()
     free = np.abs(simulated(None) - deployed).mean()
     assert fixed < 0.25 * free, (fixed, free)
+
+    # and the fine-tuned weights are quantised at those very ranges, whatever the calibration says
+    again = tmp_path / "again.int8.onnx"
+    other_patches = [np.clip(p * 0.5, 0, 1) for p in calibration_patches(files, 2, count=8, size=32, seed=4)]
+    quantize_onnx(fp32, again, other_patches, float_convs(fp32), ranges=ranges_by_name(fp32, ranges))
+    assert quantised_conv_ranges(fp32, again) == ranges

@@ -105,7 +105,7 @@ def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float:
             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             per_channel=True, reduce_range=True, calibrate_method=CalibrationMethod.Percentile,
             extra_options={"CalibPercentile": percentile, "TensorQuantOverrides": {
-                name: [{"scale": np.float32(scale), "zero_point": np.uint8(zero_point)}]
+                name: [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero_point, np.uint8)}]
                 for name, (scale, zero_point) in (ranges or {}).items()}},
             nodes_to_exclude=keep_float or [],
             op_types_to_quantize=["Conv"],
