@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.utils.parametrize as parametrize
 from torch import nn
-from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver
+from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
 
 from streamsr.errors import ConfigError
 from streamsr.hashing import file_sha256
@@ -51,15 +51,13 @@ log = logging.getLogger(__name__)
 
 
 class _FakeQuantWeight(nn.Module):
-    """Weight parametrisation: the 7-bit per-output-channel rounding of train/quantize.py."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fq = FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-64, quant_max=64,
-                               dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
+    """Weight parametrisation: the 7-bit per-output-channel rounding of train/quantize.py, at the
+    scale ORT derives from the weights as they are now (symmetric, absmax / 64, range -64..64)."""
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.fq(w)
+        scale = w.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 64
+        zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
+        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -64, 64)
 
 
 def _activation_fq() -> FakeQuantize:
