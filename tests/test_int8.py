@@ -250,3 +250,66 @@ def test_qat_trains_against_the_int8_files_own_rounding(tmp_path: Path) -> None:
     other_patches = [np.clip(p * 0.5, 0, 1) for p in calibration_patches(files, 2, count=8, size=32, seed=4)]
     quantize_onnx(fp32, again, other_patches, float_convs(fp32), ranges=ranges_by_name(fp32, ranges))
     assert quantised_conv_ranges(fp32, again) == ranges
+
+
+def _espcn_with_unequal_channels(path: Path, narrow: float = 0.03) -> Path:
+    """A random ESPCN x2 whose middle conv makes half its output channels ``narrow`` times smaller,
+    the last conv reading them ``1 / narrow`` times louder (tanh is near linear there)."""
+    import torch
+
+    from streamsr.models import build_model
+    from train.export import export_onnx
+
+    torch.manual_seed(1)
+    model = build_model("espcn", 2, features=[12, 8]).eval()
+    with torch.no_grad():
+        model.body[2].weight[:4] *= narrow
+        model.body[2].bias[:4] *= narrow
+        model.body[4].weight[:, :4] /= narrow
+        model.body[-1].bias += 0.5
+    export_onnx(model, 1, path)
+    return path
+
+
+def test_an_equalised_file_computes_what_the_original_does_with_equal_channel_ranges(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    from train.equalise import channel_ranges, equalise_file
+    from train.quantize import quantised_convs
+
+    fp32 = _espcn_with_unequal_channels(tmp_path / "m.onnx")
+    patches = [lr_batch(1, 32, 32, seed=i)[None].astype(np.float32) / 255.0 for i in range(6)]
+    equalised = tmp_path / "m.eq.onnx"
+    equalise_file(fp32, equalised, patches, quantised_convs(fp32))
+
+    import onnxruntime as ort
+    run = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, equalised)}
+    x = lr_batch(2, 29, 41, seed=9)[:, None].astype(np.float32) / 255.0
+    assert np.abs(run[fp32].run(None, {"lr": x})[0] - run[equalised].run(None, {"lr": x})[0]).max() < 1e-5
+
+    conv = next(n for n in onnx.load(str(equalised)).graph.node if n.op_type == "Conv" and n.input[0].endswith(".equalised"))
+    before = channel_ranges(onnx.load(str(fp32)), ["/body/body.2/Conv_output_0"], patches)["/body/body.2/Conv_output_0"]
+    assert (before[1] - before[0]).min() < 0.1 * (before[1] - before[0]).max()  # unequal to begin with
+    ranges = channel_ranges(onnx.load(str(equalised)), [conv.input[0], conv.output[0]], patches)
+    low, high = ranges[conv.output[0]]
+    np.testing.assert_allclose(high - low, (high - low).max(), rtol=1e-3)  # one width, centred on zero
+    np.testing.assert_allclose(high + low, 0, atol=1e-3 * (high - low).max())
+    low, high = ranges[conv.input[0]]
+    np.testing.assert_allclose(np.maximum(-low, high), np.maximum(-low, high).max(), rtol=1e-3)
+
+
+def test_the_quantiser_equalises_unequal_channels_and_lands_nearer_fp32(torch_card: ModelCard, tmp_path: Path) -> None:  # noqa: F811
+    import train.quantize as quantize
+
+    files = sorted(_training_images(tmp_path / "train", count=4).glob("*.png"))
+    held_out = quantize.held_out_images(files[:2], 2)
+    patches = quantize.calibration_patches(files[2:], 2, count=8, size=32)
+    fp32 = _espcn_with_unequal_channels(tmp_path / "m.onnx")
+    card = dataclasses.replace(torch_card, onnx=str(fp32))
+    method = quantize.quantize_best(card, fp32, tmp_path / "best.int8.onnx", patches, held_out)
+    assert "equalised channels" in method, method
+    quantize.quantize_best(card, fp32, tmp_path / "plain.int8.onnx", patches, held_out, layouts=("plain",))
+    reference = quantize.run_on(card, fp32, held_out)
+    error = {name: quantize.mean_squared_error(quantize.run_on(card, tmp_path / f"{name}.int8.onnx", held_out), reference)
+             for name in ("best", "plain")}
+    assert error["best"] < 0.5 * error["plain"], error

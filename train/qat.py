@@ -14,7 +14,9 @@ the card's training config. So the int8 file keeps the model's job and only lear
 the rounding; a fine-tune towards the HR patches on bicubic LR would retrain a CCTV model into
 another one (repsr_cctv_x2: clean +2.0 dB, JPEG 40 -0.5 dB after 1,500 steps). The fine-tuned
 weights are then exported and quantised, calibrated on the same kind of patches; the fp32 and
-fp16 files keep the original weights.
+fp16 files keep the original weights. QAT simulates the file as exported, not the channel-equalised
+layout of train/equalise.py; when post-training quantisation picks that layout and it comes out
+nearer fp32 than the QAT file (ESPCN x2), the post-training file is kept.
 """
 from __future__ import annotations
 
@@ -182,9 +184,10 @@ def ranges_by_name(onnx_path: Path, ranges: list[tuple[Range, Range]]) -> dict[s
 
 def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], degradations: list[LRDegradation],
              steps: int, lr: float, tolerance: float, threads: int) -> ModelCard:
-    """Quantise as train.quantize does, fine-tune the weights to those very activation ranges, quantise
-    the fine-tuned weights with the same ranges, and keep whichever int8 file is nearer fp32 on the
-    held-out training images (fp32 files untouched)."""
+    """Quantise as train.quantize does, fine-tune the weights to the activation ranges of the plain
+    layout's file, quantise the fine-tuned weights with the same ranges, and keep whichever int8 file,
+    post-training (either layout) or QAT, is nearer fp32 on the held-out training images (fp32 files
+    untouched)."""
     card = ModelCard.load(card_path)
     calib_files, held_out = calibration_split(calib_dirs)
     sampler = training_sampler(card, calib_files)
@@ -196,9 +199,10 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
     fp32 = card.file(card.onnx)
     int8_path = fp32.with_name(Path(card.onnx).stem + ".int8.onnx")
     with tempfile.TemporaryDirectory() as tmp:
-        ptq, tuned, qat = Path(tmp) / "ptq.int8.onnx", Path(tmp) / "tuned.onnx", Path(tmp) / "qat.int8.onnx"
+        ptq, plain, tuned, qat = (Path(tmp) / n for n in ("ptq.int8.onnx", "plain.int8.onnx", "tuned.onnx", "qat.int8.onnx"))
         ptq_method = quantize_best(card, fp32, ptq, calib, planes)
-        ranges = quantised_conv_ranges(fp32, ptq)
+        plain_method = quantize_best(card, fp32, plain, calib, planes, layouts=("plain",))  # the layout QAT simulates
+        ranges = quantised_conv_ranges(fp32, plain)
         model = load_card_model(card)
         model.load_state_dict(fine_tune(card, sampler, steps, lr, ranges))
         export_onnx(model.eval(), card.channels, tuned)  # the fine-tuned weights; only their int8 file is kept
@@ -210,7 +214,7 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
         os.replace(int8_path.with_name(int8_path.name + ".partial"), int8_path)
     log.info("PSNR against fp32 on held-out images: post-training %.2f dB, after QAT %.2f dB",
              fidelity_db(error[ptq]), fidelity_db(error[qat]))
-    method = (f"QAT {steps} steps distilled from fp32 at the ranges of {ptq_method}, lr {lr:g}" if best == qat
+    method = (f"QAT {steps} steps distilled from fp32 at the ranges of {plain_method}, lr {lr:g}" if best == qat
               else f"{ptq_method}; QAT ({steps} steps) was tried and came out further from fp32")
     card = ModelCard(**{**card.__dict__, "onnx_int8": int8_path.name, "onnx_int8_sha256": file_sha256(int8_path)})
     loss = int8_loss(card, eval_dirs, [LRDegradation()] + degradations, threads)  # against the shipped fp32 file

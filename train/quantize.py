@@ -18,10 +18,14 @@ AVX2 and no VNNI):
   first sees the image itself, the last makes the output pixels. In a deeper network the conv
   that feeds the last stays float too (RepSR x2: 0.16 -> 0.12 dB; 14 % of its MACs): its uint8
   output is the feature map that every output pixel is made from.
-- The percentile is chosen per model among ``PERCENTILES``: the one whose int8 output is nearest
-  the fp32 output on images held out of the calibration set (training images, never the
-  evaluation sets). Too wide a range rounds coarsely, too narrow clips (RepSR x2 Set5: 0.12 dB
-  lost at 99.999, 0.09 at 99.995).
+- The percentile is chosen per model among ``PERCENTILES``, and the layout among ``LAYOUTS``
+  (as exported, or with every quantised conv's channels equalised to one range:
+  train/equalise.py): the pair whose int8 output is nearest the fp32 output on images held out
+  of the calibration set (training images, never the evaluation sets). Too wide a range rounds
+  coarsely, too narrow clips (RepSR x2 Set5: 0.12 dB lost at 99.999, 0.09 at 99.995); channels
+  of unequal ranges round coarsely where narrow (ESPCN x2 Set5: 0.21 dB lost as exported, 0.08
+  equalised). Scaling every calibrated range by 0.5-1.5 brought nothing (ESPCN x2: the
+  calibrated ones were nearest fp32).
 
 The int8 file goes beside the fp32 one (``<name>.int8.onnx``); the card gets ``onnx_int8`` and
 ``int8_psnr_loss_db``: the largest PSNR drop against the fp32 file over every dataset and LR
@@ -34,7 +38,9 @@ import argparse
 import dataclasses
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +55,12 @@ from streamsr.types import ModelCard
 from streamsr.hashing import file_sha256
 from train.cli import report_errors
 from train.data import split_holdout
+from train.equalise import equalise_file
 
 log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE_DB = 0.1
 PERCENTILES = (99.99, 99.995, 99.999)  # calibration candidates; the held-out images pick one
+LAYOUTS = ("plain", "equalised")  # the file as it is, or channel-equalised (train/equalise.py)
 HELD_OUT = 10  # training images kept out of calibration to choose the percentile on
 
 
@@ -83,6 +91,14 @@ def float_convs(onnx_path: Path) -> list[str]:
 
     convs = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
     return sorted(convs[i] for i in float_conv_indices(len(convs)))
+
+
+def quantised_convs(onnx_path: Path) -> list[str]:
+    """Names of the Conv nodes the int8 file quantises."""
+    import onnx
+
+    convs = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
+    return [c for i, c in enumerate(convs) if i not in float_conv_indices(len(convs))]
 
 
 def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float: list[str] | None = None,
@@ -130,29 +146,34 @@ def mean_squared_error(outputs: list[np.ndarray], reference: list[np.ndarray]) -
     return float(np.mean([np.mean((a - b) ** 2) for a, b in zip(outputs, reference)]))
 
 
-def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndarray], held_out: list[np.ndarray]) -> str:
-    """Quantise with each of ``PERCENTILES``; keep the file whose output is nearest the fp32 file's
-    on the ``held_out`` LR planes (mean squared error). Returns what it did, for the card."""
+def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndarray], held_out: list[np.ndarray],
+                  layouts: tuple[str, ...] = LAYOUTS) -> str:
+    """Quantise with each of ``layouts`` (the file as it is, or channel-equalised: train/equalise.py)
+    and ``PERCENTILES``; keep the file whose output is nearest the fp32 file's on the ``held_out`` LR
+    planes (mean squared error). Returns what it did, for the card."""
     keep_float = float_convs(fp32)
     if not held_out:
         quantize_onnx(fp32, int8, patches, keep_float)
         return f"static QDQ, calibration percentile {PERCENTILES[1]}"
     reference = run_on(card, fp32, held_out)
-    errors: dict[float, float] = {}
-    for pct in PERCENTILES:
-        candidate = int8.with_name(f"{int8.name}.{pct}")
-        try:
-            quantize_onnx(fp32, candidate, patches, keep_float, pct)
-            errors[pct] = mean_squared_error(run_on(card, candidate, held_out), reference)
-            if errors[pct] <= min(errors.values()):
-                os.replace(candidate, int8)
-        finally:
-            candidate.unlink(missing_ok=True)
-    best = min(errors, key=errors.get)
-    log.info("calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", best,
-             {p: fidelity_db(err) for p, err in errors.items()})
-    return (f"static QDQ, calibration percentile {best} (of {list(PERCENTILES)}: nearest fp32 on "
-            f"{len(held_out)} held-out training images)")
+    errors: dict[tuple[str, float], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = {"plain": fp32}
+        if "equalised" in layouts:
+            sources["equalised"] = Path(tmp) / "equalised.onnx"
+            equalise_file(fp32, sources["equalised"], patches, quantised_convs(fp32))
+        for layout, source in sources.items():
+            for pct in PERCENTILES:
+                candidate = Path(tmp) / f"{layout}.{pct}.int8.onnx"
+                quantize_onnx(source, candidate, patches, keep_float, pct)
+                errors[layout, pct] = mean_squared_error(run_on(card, candidate, held_out), reference)
+        layout, pct = min(errors, key=errors.get)
+        shutil.copyfile(Path(tmp) / f"{layout}.{pct}.int8.onnx", int8.with_name(int8.name + ".partial"))
+        os.replace(int8.with_name(int8.name + ".partial"), int8)
+    log.info("%s channels, calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", layout, pct,
+             {f"{lay} {p}": fidelity_db(err) for (lay, p), err in errors.items()})
+    return (f"static QDQ, {layout} channels, calibration percentile {pct} (of {list(sources)} x {list(PERCENTILES)}: "
+            f"nearest fp32 on {len(held_out)} held-out training images)")
 
 
 def fidelity_db(mse: float) -> float:
