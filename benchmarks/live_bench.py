@@ -124,8 +124,9 @@ def main() -> int:
     except StreamSRError as e:
         print(f"cannot run: {e}", file=sys.stderr)
         return 2
-    print(f"model {backend.card.name} on {backend.describe()}; {os.cpu_count()} CPUs; load {os.getloadavg()}",
-          flush=True)
+    usable = len(os.sched_getaffinity(0))  # a shell pinned to fewer CPUs than the machine has measures fewer
+    print(f"model {backend.card.name} on {backend.describe()}; {usable} of {os.cpu_count()} CPUs usable; "
+          f"load {os.getloadavg()}", flush=True)
     rows = []
     header = f"{'size':>9} {'cams':>4} {'fps/cam (min)':>13} {'drop':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'batch':>5} {'cpu':>5}"
     print(header, flush=True)
@@ -140,7 +141,7 @@ def main() -> int:
                   f"{r['process_cpu_s_per_s']:>5.2f}", flush=True)
     backend.close()
     result = {"command": " ".join(sys.argv), "machine": platform.platform(), "cpus": os.cpu_count(),
-              "processor": platform.processor(), "backend": backend.describe(), "model": backend.card.name,
+              "cpus_usable": usable, "processor": platform.processor(), "backend": backend.describe(), "model": backend.card.name,
               "load_before": os.getloadavg(), "rows": rows}
     if a.json:
         a.json.write_text(json.dumps(result, indent=2) + "\n")

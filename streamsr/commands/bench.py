@@ -31,6 +31,7 @@ from streamsr.errors import BackendUnavailable, ConfigError, InputError, ModelEr
 from streamsr.pipeline.pipeline import Pipeline, PipelinePolicy
 from streamsr.postprocess import finish
 from streamsr.sinks.av_sink import AvFileSink, EncodeSettings, StreamTiming
+from streamsr.sinks.preflight import check_encode_settings
 from streamsr.sources.av_source import AvFileSource
 from streamsr.sinks.video_stream import add_video_stream, encode, write_clip
 from streamsr.synthetic import scene_frames
@@ -53,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--preset", default="veryfast", help="x264 preset for the encode stages")
+    p.add_argument("--crf", type=int, default=18, help="x264 CRF for the encode stages (default 18, as enhance)")
     p.add_argument("--peer-models", type=Path, default=None,
                    help="folder with OpenCV dnn_superres ESPCN_x{2,3,4}.pb (default: ../shared/peers/...)")
     p.add_argument("--no-peer", action="store_true", help="skip the OpenCV dnn_superres reference loop")
@@ -238,7 +240,8 @@ def machine_info() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": default_threads(), "python": platform.python_version(), "system": platform.platform()}
+    return {"cpu": cpu, "cores": default_threads(), "cpus_on_machine": os.cpu_count(),
+            "python": platform.python_version(), "system": platform.platform()}
 
 
 def json_path(arg: Path | None) -> Path:
@@ -262,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
     if args.input is not None and not args.input.exists():
         raise InputError(f"input not found: {args.input}")
     path = json_path(args.json)
-    settings = EncodeSettings(preset=args.preset)
+    settings = EncodeSettings(preset=args.preset, crf=args.crf)
+    check_encode_settings(settings)
     print("measuring the float32 matrix-multiply rate ...", flush=True)
     mm = matmul_rate()
     results: list[EngineResult] = []
@@ -343,7 +347,9 @@ class _Bench:
 
 def print_report(report: dict) -> None:
     m = report["machine"]
-    print(f"\nmachine: {m['cpu']}, {m['cores']} cores; float32 matmul {report['matmul_gflops']:.0f} GFLOP/s")
+    pinned = m.get("cpus_on_machine") or m["cores"]
+    cores = f"{m['cores']} cores" if pinned == m["cores"] else f"{m['cores']} of its {pinned} cores (CPU affinity)"
+    print(f"\nmachine: {m['cpu']}, {cores}; float32 matmul {report['matmul_gflops']:.0f} GFLOP/s")
     print(f"clip: {report['clip']}; decode alone {report['decode_fps']:.0f} fps\n")
     head = f"{'scale':>5} {'engine':<12} {'prec':<5} {'infer fps':>9} {'GFLOP/s':>8} {'of mm':>6} " \
            f"{'encode fps':>10} {'e2e fps':>8} {'e2e/inf':>7} {'vs peer':>7}"
