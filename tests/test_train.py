@@ -235,3 +235,56 @@ def test_curve_log_survives_being_replaced_under_a_running_run(tmp_path: Path) -
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(LOG_FIELDS)
     assert [line.split(",")[0] for line in lines[1:]] == ["250", "500"]
+
+
+def test_edge_weight_leaves_out_only_the_sides_cut_from_inside_the_image() -> None:
+    from train.data import edge_weight
+
+    w = edge_weight(8, 2, (True, False, False, True))  # top and right are the image's edges
+    assert (w[:, :2] == 0).all() and (w[6:] == 0).all()  # left and bottom left out
+    assert (w[:6, 2:] == 1).all()  # top rows and right columns count
+    assert edge_weight(8, 0, (False,) * 4).all()
+
+
+def test_edge_patches_keep_the_border_where_it_is_the_images_own_edge(tmp_path: Path) -> None:
+    """A grey image in a white frame: for every patch side the weight keeps, the patch's outer HR
+    row is the frame (the image's edge); for every side it leaves out, it is not."""
+    from train.data import PatchSampler
+
+    img = np.full((120, 160, 3), 128, np.uint8)
+    img[:2], img[-2:], img[:, :2], img[:, -2:] = 255, 255, 255, 255
+    cv2.imwrite(str(tmp_path / "framed.png"), img)
+    sampler = PatchSampler([tmp_path / "framed.png"], 2, 16, edge_patches=0.5)
+    lr, hr, weight = sampler.sample_for_loss(64, np.random.default_rng(0), border=2)
+    frame = hr.max()
+    kept_sides = touched = 0
+    for h, w in zip(hr[:, 0], weight[:, 0]):
+        for edge_row, weight_row in ((h[0], w[0, 8:-8]), (h[-1], w[-1, 8:-8]), (h[:, 0], w[8:-8, 0]), (h[:, -1], w[8:-8, -1])):
+            kept = bool(weight_row.all())
+            assert kept == bool((edge_row == frame).all()), (kept, edge_row)
+            assert kept or not weight_row.any()
+            kept_sides += kept
+        touched += bool(w[0].any() or w[-1].any() or w[:, 0].any() or w[:, -1].any())
+    assert 0.5 < touched / 64 and kept_sides < 4 * 64  # most patches touch an edge, not all sides
+    assert sampler.sample_for_loss(4, np.random.default_rng(0), border=2)[2] is not None
+    plain = PatchSampler([tmp_path / "framed.png"], 2, 16)
+    assert plain.sample_for_loss(4, np.random.default_rng(0), border=2)[2] is None  # old runs: the crop
+
+
+def test_with_edge_patches_the_loss_is_the_weighted_mean(tiny_config: Path, tmp_path: Path) -> None:
+    from train.loop import patch_loss
+
+    torch.manual_seed(0)
+    pred, y = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    weight = torch.zeros(2, 1, 8, 8)
+    weight[0, 0, :4] = 1
+    weight[1, 0, :, 2:] = 1
+    expected = ((pred - y).abs() * weight).sum() / weight.sum()
+    assert torch.allclose(patch_loss(pred, y, weight, border=2, kind="l1"), expected)
+    assert torch.allclose(patch_loss(pred, y, weight, border=2, kind="mse"), (((pred - y) ** 2) * weight).sum() / weight.sum())
+    assert torch.allclose(patch_loss(pred, y, None, border=2, kind="l1"), (pred - y)[..., 2:-2, 2:-2].abs().mean())
+
+    data = yaml.safe_load(tiny_config.read_text())
+    data["data"].update(edge_patches=0.5, loss_border=1)
+    result = train(config_from_dict(data), tmp_path / "run", progress=False)
+    assert result.val_psnr is not None and np.isfinite(result.val_psnr)

@@ -35,6 +35,9 @@ class DataConfig:
     # LR pixels of each patch's border left out of the loss: those outputs see the conv's zero
     # padding, which interior pixels of a real image never see.
     loss_border: int = 0
+    # Chance, per axis, that a patch is placed against its image's edge; with it, the loss keeps
+    # the border where a patch side is the image's own edge (train/data.py, sample_for_loss).
+    edge_patches: float = 0.0
 
 
 @strict_config
@@ -122,6 +125,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError("config: steps and batch_size must be positive, patch_size >= 4")
     if not 0 <= 2 * cfg.data.loss_border < cfg.data.patch_size:
         raise ConfigError("config.data.loss_border: expected 0 <= 2 * loss_border < patch_size")
+    if not 0 <= cfg.data.edge_patches <= 1:
+        raise ConfigError("config.data.edge_patches: expected a chance between 0 and 1")
     if cfg.data.holdout < 0:
         raise ConfigError("config.data.holdout: expected >= 0")
     return cfg

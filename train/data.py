@@ -48,6 +48,23 @@ def make_pair(img: np.ndarray, scale: int) -> Pair:
     )
 
 
+def edge_weight(size: int, border: int, at_edge: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """A (size, size) 0/1 weight that leaves out ``border`` pixels along each side (top, bottom,
+    left, right) that is not the image's own edge."""
+    weight = np.ones((size, size), np.float32)
+    if border:
+        top, bottom, left, right = at_edge
+        if not top:
+            weight[:border] = 0
+        if not bottom:
+            weight[-border:] = 0
+        if not left:
+            weight[:, :border] = 0
+        if not right:
+            weight[:, -border:] = 0
+    return weight
+
+
 def split_holdout(dirs: list[str | Path], holdout: int) -> tuple[list[Path], list[Path]]:
     """``(train, held_out)`` image files of ``dirs``: ``holdout`` files evenly spaced in sorted order.
 
@@ -71,8 +88,10 @@ class PatchSampler:
         patch_size: int,
         degradation: CCTVDegradation | None = None,
         workers: int = 1,
+        edge_patches: float = 0.0,
     ) -> None:
         self.scale = scale
+        self.edge_patches = edge_patches  # chance, per axis, that a patch is placed against the image's edge
         self.workers = workers  # threads that degrade images (the codecs release the GIL)
         self._pool: ThreadPoolExecutor | None = None
         self.patch = patch_size
@@ -94,9 +113,26 @@ class PatchSampler:
 
     def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(lr, hr)`` float32 arrays of shape (batch, 1, p, p) and (batch, 1, p*s, p*s)."""
+        lr, hr, _ = self.sample_for_loss(batch, rng)
+        return lr, hr
+
+    def sample_for_loss(self, batch: int, rng: np.random.Generator,
+                        border: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(lr, hr, weight)``: the patches of :meth:`sample` and, with ``edge_patches``, a 0/1
+        weight of each HR pixel for the loss (batch, 1, p*s, p*s), else None.
+
+        The weight leaves out ``border`` LR pixels along the sides of a patch that were cut from
+        inside its image (there the network sees zero padding that an interior pixel of a real
+        image never sees) and keeps the sides that are the image's own edges: a network must learn
+        those, since every image it is used on has them. Without ``edge_patches`` a patch touches
+        an edge by chance only (about 1 in 100 per side for 64-pixel patches of 240x160 images),
+        and a model trained with the border left out made garbage along image edges (ESPCN x2:
+        34.4 dB on a held-out image where bicubic makes 37.8, 39.6 once two more pixels are shaved).
+        """
         p, s = self.patch, self.scale
         lr_out = np.empty((batch, 1, p, p), np.float32)
         hr_out = np.empty((batch, 1, p * s, p * s), np.float32)
+        weight = np.empty((batch, 1, p * s, p * s), np.float32) if self.edge_patches else None
         idx = rng.choice(len(self.pairs), size=batch, p=self.prob)
         # Positions and flips first, the pool's refresh after: in one call, the patches a
         # generator state picks do not depend on the degradation.
@@ -105,6 +141,11 @@ class PatchSampler:
             h, w = self.pairs[i].lr.shape
             y = int(rng.integers(0, h - p + 1))
             x = int(rng.integers(0, w - p + 1))
+            if self.edge_patches:  # no extra draws without it: older runs repeat exactly
+                if rng.random() < self.edge_patches:
+                    y = 0 if rng.random() < 0.5 else h - p
+                if rng.random() < self.edge_patches:
+                    x = 0 if rng.random() < 0.5 else w - p
             picks.append((i, y, x, int(rng.integers(0, 8))))
         if self.degradation is not None:
             self._refresh(rng)
@@ -117,7 +158,10 @@ class PatchSampler:
                 lr, hr = lr.T, hr.T
             lr_out[b, 0] = np.rot90(lr, k & 3)
             hr_out[b, 0] = np.rot90(hr, k & 3)
-        return lr_out, hr_out
+            if weight is not None:
+                mask = edge_weight(p * s, border * s, (y == 0, y + p == lr_plane.shape[0], x == 0, x + p == lr_plane.shape[1]))
+                weight[b, 0] = np.rot90(mask.T if k & 4 else mask, k & 3)
+        return lr_out, hr_out, weight
 
     def _degrade(self, i: int, draw: Draw, seed: int) -> np.ndarray:
         assert self.degradation is not None

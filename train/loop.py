@@ -207,7 +207,8 @@ def load_data(cfg: TrainConfig) -> TrainData:
 
         degradation = CCTVDegradation(cfg.cctv)
     train_files, held_out = split_holdout([resolve_path(d) for d in cfg.data.train_dirs], cfg.data.holdout)
-    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation, workers=available_cores())
+    sampler = PatchSampler(train_files, cfg.scale, cfg.data.patch_size, degradation, workers=available_cores(),
+                           edge_patches=cfg.data.edge_patches)
     val_degrade = LRDegradation.parse(cfg.data.val_lr_degrade)
     val_images = [im for f in held_out for im in prepare_degraded(read_image(f), cfg.scale, val_degrade, f.name)]
     if cfg.data.val_dir:
@@ -239,18 +240,27 @@ class CurveLog:
             csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(row)
 
 
+def patch_loss(pred: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, border: int, kind: str) -> torch.Tensor:
+    """L1 or squared error: weighted by ``weight`` (edge patches, train/data.py), else over the
+    patches less ``border`` HR pixels on every side."""
+    if weight is not None:
+        error = (pred - y).abs() if kind == "l1" else (pred - y) ** 2
+        return (error * weight).sum() / weight.sum()
+    loss_fn = nn.L1Loss() if kind == "l1" else nn.MSELoss()
+    return loss_fn(border_crop(pred, border), border_crop(y, border))
+
+
 def train_step(state: RunState, cfg: TrainConfig, data: TrainData, device: torch.device, precision: str) -> float:
     """One Adam update on a batch of patches; returns the loss."""
     for g in state.opt.param_groups:
         g["lr"] = lr_at(cfg, state.step)
-    lr_np, hr_np = data.sampler.sample(cfg.data.batch_size, state.rng)
+    lr_np, hr_np, weight_np = data.sampler.sample_for_loss(cfg.data.batch_size, state.rng, cfg.data.loss_border)
     x = torch.from_numpy(lr_np).to(device, memory_format=torch.channels_last)
     y = torch.from_numpy(hr_np).to(device, memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         pred = state.model(x)
-    border = cfg.data.loss_border * cfg.scale
-    loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
-    loss = loss_fn(border_crop(pred.float(), border), border_crop(y, border))
+    weight = None if weight_np is None else torch.from_numpy(weight_np).to(device, memory_format=torch.channels_last)
+    loss = patch_loss(pred.float(), y, weight, cfg.data.loss_border * cfg.scale, cfg.loss)
     state.opt.zero_grad(set_to_none=True)
     loss.backward()
     state.opt.step()
