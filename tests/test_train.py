@@ -146,7 +146,9 @@ def test_shipped_configs_load_and_build() -> None:
     assert {"repsr_x2", "repsr_cctv_x2", "wresnet_x4", "srcnn_x3", "edsr_x2"} <= names
     for path in paths:
         cfg = load_config(path)
-        assert cfg.run_name == path.stem, path  # the run folder and engines/ name follow the file name
+        assert cfg.run_name == path.stem, path  # the run folder follows the file name
+        if cfg.run:  # a later phase of a model: exported under that model's name, started from its run
+            assert cfg.name and cfg.init_from == f"runs/{cfg.name}/checkpoint.pt", path
         assert make_model(cfg) is not None
     assert load_config(REPO_ROOT / "configs/train/repsr_cctv_x2.yaml").degradation == "cctv"
 

@@ -105,10 +105,11 @@ class TrainConfig:
     val_every: int = 1000
     ckpt_every: int = 1000
     name: str | None = None  # model name in engines/; default <model.name>_x<scale>
+    run: str | None = None  # the run's folder in runs/ when not the model name (a later phase of a model)
 
     @property
     def run_name(self) -> str:
-        return self.name or f"{self.model.name}_x{self.scale}"
+        return self.run or self.name or f"{self.model.name}_x{self.scale}"
 
 
 def resolve_path(p: str | Path) -> Path:
