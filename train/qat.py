@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import torch.nn.utils.parametrize as parametrize
 from torch import nn
 from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
 
+from streamsr.durable import atomic_path
 from streamsr.errors import ConfigError
 from streamsr.hashing import file_sha256
 from streamsr.lr_degrade import LRDegradation
@@ -210,8 +210,8 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
         reference = run_on(card, fp32, planes)
         error = {path: mean_squared_error(run_on(card, path, planes), reference) for path in (ptq, qat)}
         best = min(error, key=error.get)
-        shutil.copyfile(best, int8_path.with_name(int8_path.name + ".partial"))
-        os.replace(int8_path.with_name(int8_path.name + ".partial"), int8_path)
+        with atomic_path(int8_path) as partial:
+            shutil.copyfile(best, partial)
     log.info("PSNR against fp32 on held-out images: post-training %.2f dB, after QAT %.2f dB",
              fidelity_db(error[ptq]), fidelity_db(error[qat]))
     method = (f"QAT {steps} steps distilled from fp32 at the ranges of {plain_method}, lr {lr:g}" if best == qat

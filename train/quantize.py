@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from streamsr.durable import atomic_path
 from streamsr.errors import ModelError
 from streamsr.evaluate import evaluate_models, onnx_upscaler, prepare, read_image
 from streamsr.lr_degrade import LRDegradation
@@ -85,19 +86,21 @@ def float_conv_indices(count: int) -> set[int]:
     return {0, count - 1} | ({count - 2} if count > 3 else set())
 
 
-def float_convs(onnx_path: Path) -> list[str]:
-    """Names of the Conv nodes kept float."""
+def _conv_names(onnx_path: Path) -> list[str]:
     import onnx
 
-    convs = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
+    return [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
+
+
+def float_convs(onnx_path: Path) -> list[str]:
+    """Names of the Conv nodes kept float."""
+    convs = _conv_names(onnx_path)
     return sorted(convs[i] for i in float_conv_indices(len(convs)))
 
 
 def quantised_convs(onnx_path: Path) -> list[str]:
-    """Names of the Conv nodes the int8 file quantises."""
-    import onnx
-
-    convs = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"]
+    """Names of the Conv nodes the int8 file quantises, in graph order."""
+    convs = _conv_names(onnx_path)
     return [c for i, c in enumerate(convs) if i not in float_conv_indices(len(convs))]
 
 
@@ -168,8 +171,8 @@ def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndar
                 quantize_onnx(source, candidate, patches, keep_float, pct)
                 errors[layout, pct] = mean_squared_error(run_on(card, candidate, held_out), reference)
         layout, pct = min(errors, key=errors.get)
-        shutil.copyfile(Path(tmp) / f"{layout}.{pct}.int8.onnx", int8.with_name(int8.name + ".partial"))
-        os.replace(int8.with_name(int8.name + ".partial"), int8)
+        with atomic_path(int8) as partial:
+            shutil.copyfile(Path(tmp) / f"{layout}.{pct}.int8.onnx", partial)
     log.info("%s channels, calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", layout, pct,
              {f"{lay} {p}": fidelity_db(err) for (lay, p), err in errors.items()})
     return (f"static QDQ, {layout} channels, calibration percentile {pct} (of {list(sources)} x {list(PERCENTILES)}: "
