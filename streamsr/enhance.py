@@ -75,6 +75,7 @@ class EnhanceResult:
     memory: MemoryPlan | None = None
     decoder: str | None = None  # the FFmpeg decoder and encoder that ran (h264, h264_cuvid, libx264, ...)
     encoder: str | None = None
+    model_rule: str | None = None  # why this model, when no --model was given and the input chose it
 
 
 def open_backend(options: EnhanceOptions, bit_depth: int = 8) -> Backend:

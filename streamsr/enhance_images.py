@@ -7,7 +7,10 @@ are not replaced unless ``force``; that is checked for all of them before the mo
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+
+from streamsr import zoo
 
 from streamsr.enhance import (
     EnhanceOptions,
@@ -24,6 +27,7 @@ from streamsr.errors import InputError, OutputError
 from streamsr.pipeline.pipeline import OnFrame, Pipeline
 from streamsr.sinks.atomic import check_output_path, same_file, sweep_stale
 from streamsr.sinks.image_sink import ImageFolderSink
+from streamsr.sources.compression import KIND_MEANING, images_kind
 from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource
 
 _LISTED = 5  # names shown in a message before "..."
@@ -40,6 +44,11 @@ def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_f
         source, folder, target = ImageSource(input_path, exclude=output), output, None
         _check_folder_targets(source, folder, options.force)
         created = _make_folder(folder)
+    model_rule = None
+    if options.model is None and backend is None:
+        kind = images_kind(source.files)
+        options = replace(options, model=zoo.default_model(options.scale, kind))
+        model_rule = f"the default for {kind} images: {KIND_MEANING[kind]}"
     for parent in {(target or folder / source.name(f)).parent for f in source.files}:
         if parent.is_dir():
             sweep_stale(parent)
@@ -61,7 +70,7 @@ def enhance_images(input_path: Path, output: Path, options: EnhanceOptions, on_f
         raise InputError(source.failures[0][1])
     return EnhanceResult(stats, backend.describe(), backend.card.name, output, len(source.files),
                          interrupted=interrupted_by is not None, interrupted_by=interrupted_by,
-                         failures=source.failures, notes=source.notes, memory=plan)
+                         failures=source.failures, notes=source.notes, memory=plan, model_rule=model_rule)
 
 
 def _check_folder_targets(source: ImageSource, folder: Path, force: bool) -> None:

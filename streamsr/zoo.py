@@ -5,12 +5,15 @@ import os
 from pathlib import Path
 
 from streamsr.errors import ModelError
+from streamsr.sources.compression import InputKind
 from streamsr.types import ModelCard
 
 FALLBACK_MODEL = "espcn"
 # The default model is the best on compressed input (what cameras and files give) among the
 # shipped models of the fast tier's cost: highest mean Set14 Y-PSNR on these LR inputs, as
-# measured in each card's metrics (train.export --lr-degrade), within 2x ESPCN's MACs.
+# measured in each card's metrics (train.export --lr-degrade), within 2x ESPCN's MACs. For
+# clean input (lossless images, JPEG of high quality: streamsr.sources.compression) it is the
+# highest clean Set14 Y-PSNR at the same cost.
 DEFAULT_RULE_DATASET = "Set14"
 DEFAULT_RULE_INPUTS = ("h264:28", "jpeg:40")
 FAST_TIER_FACTOR = 2
@@ -29,11 +32,18 @@ def compressed_score(card: ModelCard) -> float | None:
     return sum(rows[spec]["psnr"] for spec in DEFAULT_RULE_INPUTS) / len(DEFAULT_RULE_INPUTS)
 
 
-def default_model(scale: int) -> str:
-    """The name ``enhance`` and ``live`` use when no ``--model`` is given (see the rule above).
+def clean_score(card: ModelCard) -> float | None:
+    """The card's PSNR on the rule's dataset with clean LR, or None if it was not measured."""
+    return card.metrics.get(DEFAULT_RULE_DATASET, {}).get("psnr")
 
-    Falls back to ``espcn`` when no card of this scale has the compressed measurements.
+
+def default_model(scale: int, input_kind: InputKind = "compressed") -> str:
+    """The name ``enhance`` and ``live`` use when no ``--model`` is given (see the rule above):
+    video and cameras are ``compressed``; ``enhance`` on images asks for the kind they are.
+
+    Falls back to ``espcn`` when no card of this scale has the measurements.
     """
+    score_of = clean_score if input_kind == "clean" else compressed_score
     budget = FAST_TIER_FACTOR * espcn_macs(scale)
     best: tuple[float, str] | None = None
     for name in available_models():
@@ -41,7 +51,7 @@ def default_model(scale: int) -> str:
             card = _find_card(name)
         except ModelError:
             continue
-        score = compressed_score(card) if card and card.scale == scale and card.macs_per_pixel <= budget else None
+        score = score_of(card) if card and card.scale == scale and card.macs_per_pixel <= budget else None
         if score is not None and (best is None or (score, name) > best):
             best = (score, name)
     return best[1] if best else f"{FALLBACK_MODEL}_x{scale}"

@@ -152,7 +152,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     rows = [
         ("input", str(args.input)),
         ("output", str(args.output)),
-        ("model", f"{result.model} on {result.backend}"),
+        ("model", f"{result.model} on {result.backend}" + (f" ({result.model_rule})" if result.model_rule else "")),
         *([("codecs", f"decode {result.decoder}, encode {result.encoder}")] if result.encoder else []),
         ("frames", f"{s.frames}" + (f" of {result.frames_expected}" if result.frames_expected else "")),
         ("wall time", f"{s.wall_s:.2f} s"),
