@@ -9,13 +9,16 @@ from streamsr import zoo
 from streamsr.types import ModelCard
 
 
-def _card(folder: Path, name: str, scale: int, macs: int, h264: float | None, jpeg: float | None) -> None:
+def _card(folder: Path, name: str, scale: int, macs: int, h264: float | None, jpeg: float | None,
+          clean: float | None = None) -> None:
     compressed = {}
     if h264 is not None:
         compressed["h264:28"] = {"psnr": h264}
     if jpeg is not None:
         compressed["jpeg:40"] = {"psnr": jpeg}
-    metrics = {"compressed": {"Set14": compressed}} if compressed else {}
+    metrics: dict = {"compressed": {"Set14": compressed}} if compressed else {}
+    if clean is not None:
+        metrics["Set14"] = {"psnr": clean}
     card = ModelCard(name=name, arch="espcn", scale=scale, colour="y", params=1, macs_per_pixel=macs,
                      onnx=f"{name}.onnx", metrics=metrics)
     (folder / f"{name}.json").write_text(card.to_json())
@@ -50,3 +53,13 @@ def test_falls_back_to_espcn_without_measurements(engines: Path) -> None:
 
 def test_espcn_cost_unit() -> None:
     assert [zoo.espcn_macs(s) for s in (2, 3, 4)] == [21_184, 22_624, 24_640]
+
+
+def test_clean_input_takes_the_best_clean_model_within_the_budget(engines: Path) -> None:
+    budget = 2 * zoo.espcn_macs(2)
+    _card(engines, "espcn_x2", 2, zoo.espcn_macs(2), 28.0, 28.0, clean=31.6)
+    _card(engines, "fast_x2", 2, budget, 28.5, 28.5, clean=32.8)  # the best clean within the budget
+    _card(engines, "cctv_x2", 2, budget - 1, 29.0, 29.0, clean=31.5)  # the best compressed
+    _card(engines, "big_x2", 2, budget + 1, 30.0, 30.0, clean=33.0)  # too costly
+    assert zoo.default_model(2, "clean") == "fast_x2"
+    assert zoo.default_model(2, "compressed") == zoo.default_model(2) == "cctv_x2"

@@ -103,7 +103,7 @@ def webp_is_lossless(path: Path) -> bool:
     return False
 
 
-def image_kind(path: Path) -> InputKind:
+def kind_of_image(path: Path) -> InputKind:
     """``clean`` for lossless formats and JPEGs of quality >= CLEAN_JPEG_QUALITY, else ``compressed``
     (also for anything that cannot be told: the compressed-input model is the safer default)."""
     suffix = path.suffix.lower()
@@ -125,5 +125,5 @@ KIND_MEANING = {
 
 def images_kind(paths: Iterable[Path]) -> InputKind:
     """The kind most of the images are (one model serves a run); a tie is ``compressed``."""
-    kinds = [image_kind(p) for p in paths]
+    kinds = [kind_of_image(p) for p in paths]
     return "clean" if kinds and kinds.count("clean") > len(kinds) / 2 else "compressed"

@@ -1,0 +1,90 @@
+"""Telling clean image files from compressed ones, and the default model that follows from it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from streamsr import zoo
+from streamsr.image_kind import CLEAN_JPEG_QUALITY, images_kind, jpeg_quality, kind_of_image, webp_is_lossless
+
+
+def _picture(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("quality", [10, 40, 75, 88, 90, 95, 100])
+@pytest.mark.parametrize("progressive", [0, 1])
+def test_jpeg_quality_is_read_back_exactly_from_libjpeg_files(tmp_path: Path, quality: int, progressive: int) -> None:
+    path = tmp_path / "a.jpg"
+    cv2.imwrite(str(path), _picture(), [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, progressive])
+    assert jpeg_quality(path) == quality
+    assert kind_of_image(path) == ("clean" if quality >= CLEAN_JPEG_QUALITY else "compressed")
+
+
+def test_grey_jpeg_and_an_exif_segment_before_the_tables(tmp_path: Path) -> None:
+    grey = tmp_path / "grey.jpg"
+    cv2.imwrite(str(grey), _picture()[..., 0], [cv2.IMWRITE_JPEG_QUALITY, 60])
+    assert jpeg_quality(grey) == 60
+    data = grey.read_bytes()
+    app1 = b"\xff\xe1" + (2 + 1000).to_bytes(2, "big") + bytes(1000)  # a large APP1 (EXIF-like) segment
+    exif = tmp_path / "exif.jpg"
+    exif.write_bytes(data[:2] + app1 + data[2:])
+    assert cv2.imread(str(exif)) is not None
+    assert jpeg_quality(exif) == 60
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xd8", b"\xff\xd8\xff\xdb\x00", b"not a jpeg at all",
+                                     b"\xff\xd8\xff\xda\x00\x02"])
+def test_unreadable_jpeg_is_compressed_not_an_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    assert jpeg_quality(path) is None
+    assert kind_of_image(path) == "compressed"
+    assert kind_of_image(tmp_path / "missing.jpg") == "compressed"
+
+
+def test_webp_lossless_and_lossy(tmp_path: Path) -> None:
+    lossless, lossy = tmp_path / "a.webp", tmp_path / "b.webp"
+    cv2.imwrite(str(lossless), _picture(), [cv2.IMWRITE_WEBP_QUALITY, 101])  # above 100: lossless
+    cv2.imwrite(str(lossy), _picture(), [cv2.IMWRITE_WEBP_QUALITY, 80])
+    assert webp_is_lossless(lossless) and kind_of_image(lossless) == "clean"
+    assert not webp_is_lossless(lossy) and kind_of_image(lossy) == "compressed"
+
+
+def test_lossless_formats_are_clean(tmp_path: Path) -> None:
+    for name in ("a.png", "a.bmp", "a.tif"):
+        cv2.imwrite(str(tmp_path / name), _picture())
+        assert kind_of_image(tmp_path / name) == "clean"
+
+
+def test_a_run_takes_the_kind_most_images_are(tmp_path: Path) -> None:
+    png = [tmp_path / f"{i}.png" for i in range(3)]
+    jpg = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for p in png:
+        cv2.imwrite(str(p), _picture())
+    for p in jpg:
+        cv2.imwrite(str(p), _picture(), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    assert images_kind(png) == "clean"
+    assert images_kind(png[:2] + jpg[:1]) == "clean"
+    assert images_kind(png[:1] + jpg[:2]) == "compressed"
+    assert images_kind(png[:2] + jpg[:2]) == "compressed"  # a tie
+    assert images_kind([]) == "compressed"
+
+
+def test_enhance_picks_the_default_for_the_kind_of_images(tmp_path: Path, run_cli) -> None:
+    """Shipped models: PNGs get the best clean model of the fast tier's cost, JPEG-50 the video default."""
+    clean_default, compressed_default = zoo.default_model(2, "clean"), zoo.default_model(2, "compressed")
+    assert clean_default != compressed_default
+    for name, params in (("clean", [".png", []]), ("compressed", [".jpg", [cv2.IMWRITE_JPEG_QUALITY, 50]])):
+        folder = tmp_path / name
+        folder.mkdir()
+        cv2.imwrite(str(folder / f"a{params[0]}"), _picture(), params[1])
+        r = run_cli("enhance", folder, "-o", tmp_path / f"{name}_out", "--scale", "2")
+        assert r.code == 0, r.err
+        expected = clean_default if name == "clean" else compressed_default
+        assert f"{expected} on " in r.out and f"the default for {name} images" in r.out
+    r = run_cli("enhance", tmp_path / "clean", "-o", tmp_path / "chosen", "--scale", "2", "--model", "espcn")
+    assert r.code == 0 and "espcn_x2 on " in r.out and "the default for" not in r.out
