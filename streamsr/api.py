@@ -44,7 +44,8 @@ class Upscaler:
     """A loaded model: ``upscale(image)``, ``upscale_batch(images)``, ``upscale_frame(frame)``.
 
     ``model``: a shipped name (``"espcn"``, ``"repsr_cctv_x2"``) or a card path; None picks the
-    default (README: which model when). ``engine``: ``auto`` or a backend name; ``precision``:
+    compressed-input default, since frames in a loop are decoded video (README: which model
+    when); for clean pictures ``model="repsr"`` is the better choice. ``engine``: ``auto`` or a backend name; ``precision``:
     ``auto`` or fp32/fp16/bf16/int8. Use it as a context manager, or call ``close()``.
     """
 
