@@ -170,7 +170,9 @@ def enhance_video(
     """Upscale a video file (or an image or a folder of images) into ``dst``, as ``streamsr enhance`` does.
 
     Returns the run's result: ``stats`` (frames, wall time, FPS, each stage's busy time),
-    the engine and model used, and what was lost or changed on the way in. ``progress(done,
+    the engine and model used, and what was lost or changed on the way in. With ``model`` None
+    the input chooses between the clean and the compressed default, and ``model_rule`` says why
+    (README: the input decides between the two). ``progress(done,
     total)`` is called after every frame written (``total`` is None when the container does
     not say). The output is written atomically; an existing ``dst`` is refused unless ``force``.
     ``decoder``/``encoder`` (auto, cpu, nvdec/nvenc) choose NVIDIA's video codecs

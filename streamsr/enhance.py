@@ -18,8 +18,10 @@ from streamsr import zoo
 from streamsr.backends import create_backend, runs_on_gpu
 from streamsr.backends.base import Backend
 from streamsr.carry import output_timing
+from streamsr.codec_qp import stream_mean_qp
 from streamsr.colour import LumaScale
 from streamsr.errors import ConfigError, InputError, OutputError
+from streamsr.input_kind import video_kind
 from streamsr.hwcodecs import DECODER_CHOICES, ENCODER_CHOICES, choose_decoder, choose_encoder
 from streamsr.memory import MemoryPlan, default_budget, plan_memory
 from streamsr.pipeline.pipeline import OnFrame, Pipeline, PipelinePolicy
@@ -186,6 +188,9 @@ def _enhance_video(
         check_video_output(output, _output_size(info.width, info.height, options), timing, settings,
                            copy_from=copy_from)
         sweep_stale(output.parent if str(output.parent) else Path("."))
+        model_rule = None
+        if options.model is None and backend is None:
+            options, model_rule = _default_for_video(input_path, options)
         with opened_backend(options, backend, layout.bits) as backend:
             _set_luma(backend, LumaScale(layout.bits, source.full_range))
             plan = plan_run(options, backend, info.width, info.height, 1 if layout.bits <= 8 else 2,
@@ -202,7 +207,16 @@ def _enhance_video(
             return EnhanceResult(stats, backend.describe(), backend.card.name, output, info.frames,
                                  interrupted=interrupted_by is not None, interrupted_by=interrupted_by,
                                  decode=source.report, size_changes=frames.changes, memory=plan,
-                                 decoder=getattr(source, "decoder_name", None), encoder=settings.encoder)
+                                 decoder=getattr(source, "decoder_name", None), encoder=settings.encoder,
+                                 model_rule=model_rule)
+
+
+def _default_for_video(path: Path, options: EnhanceOptions) -> tuple[EnhanceOptions, str]:
+    """The default model for this file, from how hard its H.264 stream was quantised, and why."""
+    qp = stream_mean_qp(path)
+    kind = video_kind(qp, options.scale)
+    why = f"mean H.264 QP {qp:.1f}" if qp is not None else "no H.264 quantisers to read"
+    return replace(options, model=zoo.default_model(options.scale, kind)), f"the default for {kind} video: {why}"
 
 
 def _output_size(width: int, height: int, options: EnhanceOptions) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from streamsr.errors import InputError, OutputError
 from streamsr.pipeline.pipeline import OnFrame, Pipeline
 from streamsr.sinks.atomic import check_output_path, same_file, sweep_stale
 from streamsr.sinks.image_sink import ImageFolderSink
-from streamsr.image_kind import KIND_MEANING, images_kind
+from streamsr.input_kind import KIND_MEANING, images_kind
 from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource
 
 _LISTED = 5  # names shown in a message before "..."

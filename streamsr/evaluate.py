@@ -40,6 +40,7 @@ class EvalImage:
     hr_y: np.ndarray  # modcropped HR luma, float64
     lr_y: np.ndarray  # LR luma / 255, float32 in [0, 1]: what a Y model sees
     bicubic_y: np.ndarray  # luma of the uint8 bicubic upscale of the uint8 LR image
+    qp: float | None = None  # the frame's mean H.264 QP, for a frame of a compressed clip
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -92,9 +93,9 @@ def prepare(img: np.ndarray, scale: int, name: str = "") -> EvalImage:
     )
 
 
-def _from_decoded(name: str, hr_y: np.ndarray, lr_y_u8: np.ndarray, scale: int) -> EvalImage:
+def _from_decoded(name: str, hr_y: np.ndarray, lr_y_u8: np.ndarray, scale: int, qp: float | None = None) -> EvalImage:
     lr = lr_y_u8.astype(np.float64)
-    return EvalImage(name, hr_y, (lr / 255.0).astype(np.float32), to_uint8(imresize(lr, scale)).astype(np.float64))
+    return EvalImage(name, hr_y, (lr / 255.0).astype(np.float32), to_uint8(imresize(lr, scale)).astype(np.float64), qp)
 
 
 def prepare_degraded(img: np.ndarray, scale: int, degradation: LRDegradation, name: str = "") -> list[EvalImage]:
@@ -110,10 +111,10 @@ def prepare_degraded(img: np.ndarray, scale: int, degradation: LRDegradation, na
     lr_y = image_to_y(lr_rgb).astype(np.uint8)
     lumas = [lr_y[o : o + ch, o : o + cw] for o in offsets]
     rgbs = [lr_rgb[o : o + ch, o : o + cw] for o in offsets]
-    decoded = encode_clip(lumas, rgbs, degradation.kind, degradation.strength)
+    decoded, qps = encode_clip(lumas, rgbs, degradation.kind, degradation.strength)
     return [
-        _from_decoded(f"{name}@{o}", clean.hr_y[o * scale : (o + ch) * scale, o * scale : (o + cw) * scale], d, scale)
-        for o, d in zip(offsets, decoded)
+        _from_decoded(f"{name}@{o}", clean.hr_y[o * scale : (o + ch) * scale, o * scale : (o + cw) * scale], d, scale, qp)
+        for o, d, qp in zip(offsets, decoded, qps)
     ]
 
 
@@ -160,6 +161,14 @@ def evaluate_images(
     return out
 
 
+def mean_qp(images: list[EvalImage]) -> float | None:
+    """Mean H.264 QP over the frames of compressed clips (pixel-weighted), None for other input."""
+    if not images or any(im.qp is None for im in images):
+        return None
+    pixels = [im.lr_y.size for im in images]
+    return float(np.average([im.qp for im in images], weights=pixels))
+
+
 def onnx_upscaler(card: ModelCard, threads: int | None = None) -> Upscaler:
     """Run a card's ONNX file with onnxruntime (CPU) on one luma plane."""
     if card.colour != "y":
@@ -198,11 +207,13 @@ def evaluate_models(
             images = load_dataset(folder, scale, deg)
             base = evaluate_images(images, scale)
             row: dict[str, Any] = {"images": len(images), "bicubic": {"psnr": base["bicubic_psnr"], "ssim": base["bicubic_ssim"]}}
+            if (qp := mean_qp(images)) is not None:
+                row["mean_qp"] = qp
             for name, up in upscalers.items():
                 r = evaluate_images(images, scale, up)
                 row[name] = {"psnr": r["psnr"], "ssim": r["ssim"], "per_image": r["per_image"]}
             per_degradation[str(deg)] = row
-            log.info("x%d %s %s: %s", scale, folder, deg, {k: round(v["psnr"], 2) for k, v in row.items() if k != "images"})
+            log.info("x%d %s %s: %s", scale, folder, deg, {k: round(v["psnr"], 2) for k, v in row.items() if isinstance(v, dict)})
     return results
 
 

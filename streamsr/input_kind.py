@@ -1,9 +1,10 @@
-"""Was an image file saved lossless, or compressed enough that its blocking and ringing matter?
+"""Is the input clean, or compressed enough that its blocking and ringing matter?
 
 The default model follows the answer (streamsr.zoo.default_model): the compressed-input model
-undoes coding artefacts but gives up clean detail, so a folder of PNG snapshots is better served
-by the model that is best on clean input. A JPEG's quality is read from its luminance
-quantisation table, without decoding the picture.
+undoes coding artefacts but gives up clean detail, so PNG snapshots or a high-bitrate file are
+better served by the model that is best on clean input. A JPEG's quality is read from its
+luminance quantisation table, an H.264 stream's from its decoded quantisers
+(streamsr.codec_qp); neither needs the picture.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ JPEG_SUFFIXES = {".jpg", ".jpeg"}
 # At JPEG quality 88 `repsr` and `repsr_cctv` tie on Set14 at x2, x3 and x4; from 90 the clean
 # model wins at every scale (MODELS.md, "Which default for images").
 CLEAN_JPEG_QUALITY = 90
+
+# Below these mean H.264 QPs (per scale) `repsr` beats `repsr_cctv` on clips of Set14 and Set5
+# LR crops; at them the two are within 0.1 dB (MODELS.md, "The default for video").
+CLEAN_H264_QP = {2: 25.0, 3: 26.0, 4: 27.0}
 
 # ITU-T T.81 Annex K.1: the luminance table that libjpeg scales by the quality setting.
 _BASE_LUMA_TABLE = np.array([
@@ -115,6 +120,13 @@ def kind_of_image(path: Path) -> InputKind:
     if suffix == ".webp" and webp_is_lossless(path):
         return "clean"
     return "compressed"
+
+
+def video_kind(mean_qp: float | None, scale: int) -> InputKind:
+    """``clean`` for an H.264 stream whose mean QP is below the scale's CLEAN_H264_QP, else
+    ``compressed`` (also when the QP cannot be read: HEVC and other codecs export none)."""
+    threshold = CLEAN_H264_QP.get(scale, min(CLEAN_H264_QP.values()))
+    return "clean" if mean_qp is not None and mean_qp < threshold else "compressed"
 
 
 KIND_MEANING = {

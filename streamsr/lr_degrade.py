@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from streamsr.codec_qp import DECODER_OPTIONS, frame_mean_qp
 from streamsr.colour import BT601_TV, rgb_to_yuv420_swscale
 from streamsr.encoding import ENCODERS, VideoEncoding, configure_encoder
 from streamsr.errors import ConfigError
@@ -113,6 +114,7 @@ def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads:
         packets += enc.encode(frame)
     packets += enc.encode(None)
     dec = av.CodecContext.create(codec, "r")
+    dec.options = dict(DECODER_OPTIONS)  # the frames' QPs, where the decoder exports them (H.264)
     decoded = []
     for p in packets:
         decoded += dec.decode(p)
@@ -122,9 +124,11 @@ def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads:
     return decoded
 
 
-def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str, crf: int) -> list[np.ndarray]:
-    """Encode frames (uint8 luma + RGB for chroma, even sizes) and return the decoded luma planes."""
+def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str,
+                crf: int) -> tuple[list[np.ndarray], list[float | None]]:
+    """Encode frames (uint8 luma + RGB for chroma, even sizes); return the decoded luma planes
+    and each frame's mean QP (None where the decoder exports none: HEVC)."""
     h = lumas[0].shape[0]
     # one encoder thread: x264's sliced threads would make the clip depend on the CPU count
     decoded = codec_round_trip([_yuv420_frame(y, rgb) for y, rgb in zip(lumas, rgbs)], codec, crf, threads=1)
-    return [np.ascontiguousarray(f.to_ndarray(format="yuv420p")[:h]) for f in decoded]
+    return [np.ascontiguousarray(f.to_ndarray(format="yuv420p")[:h]) for f in decoded], [frame_mean_qp(f) for f in decoded]

@@ -5,14 +5,14 @@ import os
 from pathlib import Path
 
 from streamsr.errors import ModelError
-from streamsr.image_kind import InputKind
+from streamsr.input_kind import InputKind
 from streamsr.types import ModelCard
 
 FALLBACK_MODEL = "espcn"
 # The default model is the best on compressed input (what cameras and files give) among the
 # shipped models of the fast tier's cost: highest mean Set14 Y-PSNR on these LR inputs, as
 # measured in each card's metrics (train.export --lr-degrade), within 2x ESPCN's MACs. For
-# clean input (lossless images, JPEG of high quality: streamsr.image_kind) it is the
+# clean input (lossless images, JPEG of high quality: streamsr.input_kind) it is the
 # highest clean Set14 Y-PSNR at the same cost.
 DEFAULT_RULE_DATASET = "Set14"
 DEFAULT_RULE_INPUTS = ("h264:28", "jpeg:40")

@@ -130,6 +130,8 @@ def test_compressed_lr_keeps_hr_and_hurts_bicubic(tmp_path: Path, spec: str) -> 
     else:
         assert np.array_equal(dirty[0].hr_y, clean[0].hr_y)
     assert evaluate.evaluate_images(dirty, 2)["bicubic_psnr"] < evaluate.evaluate_images(clean, 2)["bicubic_psnr"] - 0.3
+    qp = evaluate.mean_qp(dirty)  # the clip's quantiser, where the decoder tells it (H.264)
+    assert (qp is not None and 30 < qp < 51) if spec.startswith("h264") else qp is None
 
 
 def test_lossless_clip_reproduces_the_protocol_luma(tmp_path: Path) -> None:

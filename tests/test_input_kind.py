@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamsr import zoo
-from streamsr.image_kind import CLEAN_JPEG_QUALITY, images_kind, jpeg_quality, kind_of_image, webp_is_lossless
+from streamsr.input_kind import CLEAN_JPEG_QUALITY, images_kind, jpeg_quality, kind_of_image, webp_is_lossless
 
 
 def _picture(seed: int = 0) -> np.ndarray:
@@ -88,3 +88,65 @@ def test_enhance_picks_the_default_for_the_kind_of_images(tmp_path: Path, run_cl
         assert f"{expected} on " in r.out and f"the default for {name} images" in r.out
     r = run_cli("enhance", tmp_path / "clean", "-o", tmp_path / "chosen", "--scale", "2", "--model", "espcn")
     assert r.code == 0 and "espcn_x2 on " in r.out and "the default for" not in r.out
+
+
+def _clip(path: Path, codec: str, options: dict[str, str], frames: int = 6) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = options
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(_picture(), 2 * i, axis=1), format="bgr24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_h264_quantisers_are_read_from_the_decoder(tmp_path: Path) -> None:
+    import av
+
+    from streamsr.codec_qp import DECODER_OPTIONS, frame_mean_qp, stream_mean_qp
+
+    path = _clip(tmp_path / "qp25.mp4", "libx264", {"qp": "25", "tune": "zerolatency"})
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = dict(DECODER_OPTIONS)
+        qps = [frame_mean_qp(f) for f in container.decode(stream)]
+    assert qps == [22.0] + [25.0] * 5  # x264's constant-QP mode codes I frames 3 below P frames
+    assert stream_mean_qp(path) == pytest.approx(24.5)
+    assert stream_mean_qp(path, frames=1) == 22.0
+    hevc = _clip(tmp_path / "hevc.mp4", "libx265", {"crf": "20", "x265-params": "log-level=error"})
+    assert stream_mean_qp(hevc) is None  # FFmpeg's HEVC decoder exports no quantisers
+    mpeg4 = _clip(tmp_path / "mpeg4.avi", "mpeg4", {"qscale": "3"})
+    assert stream_mean_qp(mpeg4) is None  # its decoder exports QPs on MPEG-4's 1-31 scale: not H.264's
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    assert stream_mean_qp(tmp_path / "junk.mp4") is None
+
+
+def test_video_kind_follows_the_h264_quantiser() -> None:
+    from streamsr.input_kind import CLEAN_H264_QP, video_kind
+
+    for scale in (2, 3, 4):
+        assert video_kind(CLEAN_H264_QP[scale] - 0.1, scale) == "clean"
+        assert video_kind(CLEAN_H264_QP[scale], scale) == "compressed"
+        assert video_kind(None, scale) == "compressed"
+
+
+@pytest.mark.parametrize(("options", "kind", "why"), [
+    ({"qp": "12", "tune": "zerolatency"}, "clean", "mean H.264 QP"),
+    ({"qp": "40", "tune": "zerolatency"}, "compressed", "mean H.264 QP"),
+])
+def test_enhance_picks_the_default_for_the_kind_of_video(tmp_path: Path, run_cli, options, kind, why) -> None:
+    clip = _clip(tmp_path / "in.mp4", "libx264", options)
+    r = run_cli("enhance", clip, "-o", tmp_path / "out.mp4", "--scale", "2")
+    assert r.code == 0, r.err
+    assert f"{zoo.default_model(2, kind)} on " in r.out and f"the default for {kind} video: {why}" in r.out
+
+
+def test_enhance_of_hevc_keeps_the_compressed_default(tmp_path: Path, run_cli) -> None:
+    clip = _clip(tmp_path / "in.mp4", "libx265", {"crf": "10", "x265-params": "log-level=error"})
+    r = run_cli("enhance", clip, "-o", tmp_path / "out.mp4", "--scale", "2")
+    assert r.code == 0, r.err
+    assert f"{zoo.default_model(2)} on " in r.out and "no H.264 quantisers to read" in r.out

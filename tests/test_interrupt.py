@@ -44,6 +44,13 @@ def wait_for_partial(folder: Path, proc: subprocess.Popen, min_bytes: int, timeo
     raise AssertionError("no partial output appeared")
 
 
+def _default_signals() -> None:
+    """The child as a foreground run would be: a shell starts background jobs (``pytest &``)
+    with SIGINT ignored, and streamsr rightly leaves an ignored signal ignored."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
                          ids=lambda s: signal.Signals(s).name)
@@ -54,7 +61,7 @@ def test_signal_leaves_a_valid_file_of_the_frames_done(long_clip, models_dir, tm
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamsr", "enhance", str(long_clip.path), "-o", str(output),
          "--model", str(models_dir / "near_x2.json"), "--engine", "onnxruntime", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals,
     )
     try:
         wait_for_partial(out_dir, proc, min_bytes=100_000)

@@ -147,6 +147,8 @@ def card_metrics(
                 "bicubic_ssim": round(row["bicubic"]["ssim"], 4),
                 "images": row["images"],
             }
+            if "mean_qp" in row:
+                entry["mean_qp"] = round(row["mean_qp"], 2)
             if spec == "none":
                 metrics[ds] = entry
             else:

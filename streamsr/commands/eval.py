@@ -42,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
     cards = [resolve_model(m, args.scale) for m in names if m != "bicubic"]
     results = evaluate_models(cards, args.data, args.scale, degradations, getattr(args, "threads", None))
     columns = ["bicubic"] + [c.name for c in cards]
-    print(f"x{args.scale}: PSNR / SSIM on Y (DESIGN.md protocol); LR input as given")
-    print(f"{'dataset':<10} {'LR input':<10} " + " ".join(f"{c:>20}" for c in columns))
+    print(f"x{args.scale}: PSNR / SSIM on Y (DESIGN.md protocol); LR input as given (QP: the H.264 clip's mean quantiser)")
+    print(f"{'dataset':<10} {'LR input':<20} " + " ".join(f"{c:>20}" for c in columns))
     for ds, rows in results.items():
         for deg, row in rows.items():
             cells = [f"{_fmt(row[c]['psnr'], 2)} / {_fmt(row[c]['ssim'], 4)}" for c in columns]
-            print(f"{ds:<10} {deg:<10} " + " ".join(f"{c:>20}" for c in cells))
+            label = f"{deg} (QP {row['mean_qp']:.1f})" if "mean_qp" in row else deg
+            print(f"{ds:<10} {label:<20} " + " ".join(f"{c:>20}" for c in cells))
     if args.json:
         payload = {"models": [c.name for c in cards], "scale": args.scale, "datasets": results}
         try:
