@@ -18,8 +18,8 @@ InputKind = Literal["clean", "compressed"]
 
 LOSSLESS_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
-# At JPEG quality 88 `repsr` and `repsr_cctv` tie on Set14 at x2, x3 and x4; from 90 the clean
-# model wins at every scale (MODELS.md, "Which default for images").
+# At JPEG quality 88 `repsr` and `repsr_cctv` are within 0.08 dB on Set14 at x2, x3 and x4; from
+# 90 the clean model wins at every scale (MODELS.md, "The default for images").
 CLEAN_JPEG_QUALITY = 90
 
 # Below these mean H.264 QPs (per scale) `repsr` beats `repsr_cctv` on clips of Set14 and Set5
