@@ -144,11 +144,14 @@ def test_shipped_configs_load_and_build() -> None:
     paths = sorted((REPO_ROOT / "configs" / "train").rglob("*.yaml"))  # gpu/: recipes for a lent GPU
     names = {p.stem for p in paths}
     assert {"repsr_x2", "repsr_cctv_x2", "wresnet_x4", "srcnn_x3", "edsr_x2"} <= names
-    for path in paths:
-        cfg = load_config(path)
+    configs = {path: load_config(path) for path in paths}
+    runs_of = {}  # model name -> the run folders that train it (its phases)
+    for cfg in configs.values():
+        runs_of.setdefault(cfg.name or cfg.run_name, set()).add(cfg.run_name)
+    for path, cfg in configs.items():
         assert cfg.run_name == path.stem, path  # the run folder follows the file name
-        if cfg.run:  # a later phase of a model: exported under that model's name, started from its run
-            assert cfg.name and cfg.init_from == f"runs/{cfg.name}/checkpoint.pt", path
+        if cfg.run:  # a later phase of a model: exported under that model's name, started from one of its runs
+            assert cfg.name and cfg.init_from in {f"runs/{r}/checkpoint.pt" for r in runs_of[cfg.name] - {cfg.run}}, path
         assert make_model(cfg) is not None
     assert load_config(REPO_ROOT / "configs/train/repsr_cctv_x2.yaml").degradation == "cctv"
 
