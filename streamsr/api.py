@@ -45,8 +45,8 @@ class Upscaler:
 
     ``model``: a shipped name (``"espcn"``, ``"repsr_cctv_x2"``) or a card path; None picks the
     compressed-input default, since frames in a loop are decoded video (README: which model
-    when); for clean pictures ``model="repsr"`` is the better choice. ``engine``: ``auto`` or a backend name; ``precision``:
-    ``auto`` or fp32/fp16/bf16/int8. Use it as a context manager, or call ``close()``.
+    when); for clean pictures ``model="repsr"`` is the better choice. ``engine``: ``auto`` or a
+    backend name; ``precision``: ``auto`` or fp32/fp16/bf16/int8. Use it as a context manager, or call ``close()``.
     """
 
     def __init__(

@@ -21,8 +21,8 @@ from streamsr.carry import output_timing
 from streamsr.codec_qp import stream_mean_qp
 from streamsr.colour import LumaScale
 from streamsr.errors import ConfigError, InputError, OutputError
-from streamsr.input_kind import video_kind
 from streamsr.hwcodecs import DECODER_CHOICES, ENCODER_CHOICES, choose_decoder, choose_encoder
+from streamsr.input_kind import video_kind
 from streamsr.memory import MemoryPlan, default_budget, plan_memory
 from streamsr.pipeline.pipeline import OnFrame, Pipeline, PipelinePolicy
 from streamsr.pipeline.stats import RunStats

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from streamsr import zoo
-
 from streamsr.enhance import (
     EnhanceOptions,
     EnhanceResult,
@@ -26,8 +25,8 @@ from streamsr.backends.base import Backend
 from streamsr.errors import InputError, OutputError
 from streamsr.pipeline.pipeline import OnFrame, Pipeline
 from streamsr.sinks.atomic import check_output_path, same_file, sweep_stale
-from streamsr.sinks.image_sink import ImageFolderSink
 from streamsr.input_kind import KIND_MEANING, images_kind
+from streamsr.sinks.image_sink import ImageFolderSink
 from streamsr.sources.image_source import IMAGE_SUFFIXES, ImageSource
 
 _LISTED = 5  # names shown in a message before "..."

@@ -23,7 +23,7 @@ JPEG_SUFFIXES = {".jpg", ".jpeg"}
 CLEAN_JPEG_QUALITY = 90
 
 # Below these mean H.264 QPs (per scale) `repsr` beats `repsr_cctv` on clips of Set14 and Set5
-# LR crops; at them the two are within 0.1 dB (MODELS.md, "The default for video").
+# LR crops; near them the two are within about 0.15 dB (MODELS.md, "The default for video").
 CLEAN_H264_QP = {2: 25.0, 3: 26.0, 4: 27.0}
 
 # ITU-T T.81 Annex K.1: the luminance table that libjpeg scales by the quality setting.

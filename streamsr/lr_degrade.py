@@ -97,7 +97,8 @@ def _yuv420_frame(y: np.ndarray, rgb: np.ndarray):  # -> av.VideoFrame
     return frame_from_planes((y, cb, cr), YUV420P)
 
 
-def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads: int = 0) -> list[av.VideoFrame]:
+def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads: int = 0,
+                     export_qp: bool = False) -> list[av.VideoFrame]:
     """yuv420p frames through libx264/libx265 at ``crf`` and back: ``veryfast``, zero latency (no
     B-frames), as camera encoders; ``threads`` 0 lets the encoder choose, 1 keeps it on one core."""
     import av
@@ -114,7 +115,8 @@ def codec_round_trip(frames: list[av.VideoFrame], codec: str, crf: int, threads:
         packets += enc.encode(frame)
     packets += enc.encode(None)
     dec = av.CodecContext.create(codec, "r")
-    dec.options = dict(DECODER_OPTIONS)  # the frames' QPs, where the decoder exports them (H.264)
+    if export_qp:  # the frames' QPs as side data, where the decoder exports them (H.264)
+        dec.options = dict(DECODER_OPTIONS)
     decoded = []
     for p in packets:
         decoded += dec.decode(p)
@@ -130,5 +132,6 @@ def encode_clip(lumas: list[np.ndarray], rgbs: list[np.ndarray], codec: str,
     and each frame's mean QP (None where the decoder exports none: HEVC)."""
     h = lumas[0].shape[0]
     # one encoder thread: x264's sliced threads would make the clip depend on the CPU count
-    decoded = codec_round_trip([_yuv420_frame(y, rgb) for y, rgb in zip(lumas, rgbs)], codec, crf, threads=1)
+    decoded = codec_round_trip([_yuv420_frame(y, rgb) for y, rgb in zip(lumas, rgbs)], codec, crf, threads=1,
+                               export_qp=True)
     return [np.ascontiguousarray(f.to_ndarray(format="yuv420p")[:h]) for f in decoded], [frame_mean_qp(f) for f in decoded]

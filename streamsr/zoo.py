@@ -12,8 +12,8 @@ FALLBACK_MODEL = "espcn"
 # The default model is the best on compressed input (what cameras and files give) among the
 # shipped models of the fast tier's cost: highest mean Set14 Y-PSNR on these LR inputs, as
 # measured in each card's metrics (train.export --lr-degrade), within 2x ESPCN's MACs. For
-# clean input (lossless images, JPEG of high quality: streamsr.input_kind) it is the
-# highest clean Set14 Y-PSNR at the same cost.
+# clean input (lossless images, high-quality JPEG, lightly quantised H.264: streamsr.input_kind)
+# it is the highest clean Set14 Y-PSNR at the same cost.
 DEFAULT_RULE_DATASET = "Set14"
 DEFAULT_RULE_INPUTS = ("h264:28", "jpeg:40")
 FAST_TIER_FACTOR = 2
@@ -39,7 +39,8 @@ def clean_score(card: ModelCard) -> float | None:
 
 def default_model(scale: int, input_kind: InputKind = "compressed") -> str:
     """The name ``enhance`` and ``live`` use when no ``--model`` is given (see the rule above):
-    video and cameras are ``compressed``; ``enhance`` on images asks for the kind they are.
+    ``enhance`` asks for the kind its input is; live cameras and the API's ``Upscaler`` take
+    ``compressed``.
 
     Falls back to ``espcn`` when no card of this scale has the measurements.
     """
