@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,8 @@ from streamsr.errors import ConfigError
 from streamsr.types import ModelCard
 from train.config import config_from_dict, load_config
 from train.export import export_run
-from train.loop import CKPT_NAME, LOG_FIELDS, WEIGHTS_NAME, CurveLog, lr_at, train
+from train.__main__ import main as train_main
+from train.loop import CKPT_NAME, LOG_FIELDS, WEIGHTS_NAME, CurveLog, finished_run, lr_at, train
 from train.sessions import read_sessions
 
 
@@ -72,6 +74,27 @@ def test_config_rejects_unknown_and_bad_values(tiny_config: Path) -> None:
     # YAML lists fill tuple fields, ints fill float fields
     cfg = config_from_dict({"scale": 2, "optim": {"lr": 1, "betas": [0.8, 0.9]}, "cctv": {"crf": [20, 30]}})
     assert cfg.optim.betas == (0.8, 0.9) and cfg.optim.lr == 1.0 and cfg.cctv.crf == (20, 30)
+
+
+def test_finished_run_on_a_fresh_checkout(tiny_config: Path, tmp_path: Path) -> None:
+    """git keeps a run's checkpoint, log, config and summary but not weights.pt: a finished run
+    checked out afresh is known as finished, its weights come back from the checkpoint, and
+    resuming it adds no session and leaves its summary alone (it once rewrote val_psnr as null)."""
+    run = tmp_path / "run"
+    assert train_main(["--config", str(tiny_config), "--out", str(run), "--no-progress"]) == 0
+    weights = torch.load(run / WEIGHTS_NAME, weights_only=True)
+    kept = {name: (run / name).read_bytes() for name in ("summary.json", "sessions.csv", "log.csv", "config.yaml")}
+    (run / WEIGHTS_NAME).unlink()
+    assert train_main(["--config", str(tiny_config), "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    restored = torch.load(run / WEIGHTS_NAME, weights_only=True)
+    assert all(torch.equal(weights[k], restored[k]) for k in weights)
+    # a longer schedule in the config makes the same run unfinished again
+    cfg = load_config(tiny_config)
+    longer = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, steps=9))
+    (run / WEIGHTS_NAME).unlink()
+    assert not finished_run(run, longer) and not (run / WEIGHTS_NAME).exists()
+    assert not finished_run(tmp_path / "never-started", cfg)
 
 
 def test_schedules() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from streamsr.hashing import file_sha256
 from train.cli import report_errors
 from train.config import REPO_ROOT, load_config
-from train.loop import train
+from train.loop import finished_run, train
 from train.sessions import hardware
 
 
@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / cfg.run_name
     out.mkdir(parents=True, exist_ok=True)
+    if args.resume and finished_run(out, cfg):
+        # nothing to train: leave its config, summary and session log as the run wrote them
+        logging.getLogger("train").info("%s has finished (%d steps); nothing to resume", out, cfg.schedule.steps)
+        return 0
     if Path(args.config).resolve() != (out / "config.yaml").resolve():
         shutil.copyfile(args.config, out / "config.yaml")
     res = train(cfg, out, args.resume, args.threads, args.stop_after, progress=not args.no_progress,

@@ -173,6 +173,29 @@ class RunState:
         log.info("resumed %s at step %d", path, self.step)
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint was saved at, or None where there is none."""
+    if not path.exists():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def finished_run(run_dir: Path, cfg: TrainConfig) -> bool:
+    """Whether ``run_dir`` holds a run of ``cfg`` that has reached its last step; if so, make sure
+    its final weights are there. ``weights.pt`` is not kept in git: on a fresh checkout it is
+    rewritten from the committed checkpoint, whose model is the final one, without a new session."""
+    weights = run_dir / WEIGHTS_NAME
+    if weights.exists():
+        return True
+    step = checkpoint_step(run_dir / CKPT_NAME)
+    if step is None or step < cfg.schedule.steps:
+        return False
+    ck = torch.load(run_dir / CKPT_NAME, map_location="cpu", weights_only=True)
+    _atomic_save(ck["model"], weights)
+    log.info("%s: final weights restored from its checkpoint (step %d)", run_dir, step)
+    return True
+
+
 def initial_state(cfg: TrainConfig, device: torch.device, resume_from: Path | None) -> RunState:
     """The model (fresh, from ``init_from``, or from a checkpoint) with its optimiser, seeded."""
     torch.manual_seed(cfg.seed)

@@ -1,7 +1,7 @@
 """``python -m train.queue CONFIG...``: train several configs one after another, resumably.
 
-Each config trains into ``runs/<name>``: a run with final weights is skipped, a run with a
-checkpoint resumes, any other starts. Stopping the queue (or the machine) at any point and
+Each config trains into ``runs/<name>``: a finished run (its checkpoint at the config's last
+step) is skipped, a run with a checkpoint resumes, any other starts. Stopping the queue (or the machine) at any point and
 running the same command again continues where it stopped. One run at a time, on every core:
 two runs side by side share the cores and finish no sooner.
 """
@@ -14,7 +14,7 @@ import sys
 from streamsr.errors import StreamSRError
 from train.__main__ import main as train_main
 from train.config import REPO_ROOT, load_config
-from train.loop import CKPT_NAME, WEIGHTS_NAME
+from train.loop import CKPT_NAME, finished_run
 
 log = logging.getLogger("train.queue")
 
@@ -26,12 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for path in args.configs:
         try:
-            run = REPO_ROOT / "runs" / load_config(path).run_name
+            cfg = load_config(path)
         except StreamSRError as e:
             print(f"error: {e}", file=sys.stderr)
             return e.exit_code
-        if (run / WEIGHTS_NAME).exists():
-            log.info("%s: finished already (%s), skipped", path, run / WEIGHTS_NAME)
+        run = REPO_ROOT / "runs" / cfg.run_name
+        if finished_run(run, cfg):
+            log.info("%s: finished already (%s), skipped", path, run)
             continue
         resume = (run / CKPT_NAME).exists()
         log.info("%s: %s", path, "resuming" if resume else "starting")
