@@ -190,7 +190,8 @@ def _enhance_video(
         sweep_stale(output.parent if str(output.parent) else Path("."))
         model_rule = None
         if options.model is None and backend is None:
-            options, model_rule = _default_for_video(input_path, options)
+            model, model_rule = default_for_video(input_path, options.scale)
+            options = replace(options, model=model)
         with opened_backend(options, backend, layout.bits) as backend:
             _set_luma(backend, LumaScale(layout.bits, source.full_range))
             plan = plan_run(options, backend, info.width, info.height, 1 if layout.bits <= 8 else 2,
@@ -211,12 +212,13 @@ def _enhance_video(
                                  model_rule=model_rule)
 
 
-def _default_for_video(path: Path, options: EnhanceOptions) -> tuple[EnhanceOptions, str]:
-    """The default model for this file, from how hard its H.264 stream was quantised, and why."""
+def default_for_video(path: Path, scale: int) -> tuple[str, str]:
+    """The default model for this file, from how hard its H.264 stream was quantised, and why
+    (``enhance`` and ``batch`` without ``--model``)."""
     qp = stream_mean_qp(path)
-    kind = video_kind(qp, options.scale)
+    kind = video_kind(qp, scale)
     why = f"mean H.264 QP {qp:.1f}" if qp is not None else "no H.264 quantisers to read"
-    return replace(options, model=zoo.default_model(options.scale, kind)), f"the default for {kind} video: {why}"
+    return zoo.default_model(scale, kind), f"the default for {kind} video: {why}"
 
 
 def _output_size(width: int, height: int, options: EnhanceOptions) -> tuple[int, int]:

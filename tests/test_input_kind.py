@@ -150,3 +150,29 @@ def test_enhance_of_hevc_keeps_the_compressed_default(tmp_path: Path, run_cli) -
     r = run_cli("enhance", clip, "-o", tmp_path / "out.mp4", "--scale", "2")
     assert r.code == 0, r.err
     assert f"{zoo.default_model(2)} on " in r.out and "no H.264 quantisers to read" in r.out
+
+
+def test_batch_picks_each_files_default_as_enhance_does(tmp_path: Path, run_cli) -> None:
+    import json
+
+    src = tmp_path / "archive"
+    src.mkdir()
+    _clip(src / "sharp.mp4", "libx264", {"qp": "12", "tune": "zerolatency"})
+    _clip(src / "cheap.mp4", "libx264", {"qp": "40", "tune": "zerolatency"})
+    report = tmp_path / "report.json"
+    r = run_cli("batch", src, "-o", tmp_path / "out", "--scale", "2", "--workers", "1", "--json", report)
+    assert r.code == 0, r.err
+    files = {f["key"]: f for f in json.loads(report.read_text())["files"]}
+    assert files["sharp.mp4"]["model"] == zoo.default_model(2, "clean")
+    assert files["cheap.mp4"]["model"] == zoo.default_model(2, "compressed")
+    assert "the default for clean video: mean H.264 QP" in files["sharp.mp4"]["model_rule"]
+    models_line = next(line for line in r.out.splitlines() if "models: chosen by each file's compression" in line)
+    assert f"1 {zoo.default_model(2, 'clean')}" in models_line and f"1 {zoo.default_model(2)}" in models_line
+    # the same as enhance gives each file alone
+    alone = run_cli("enhance", src / "sharp.mp4", "-o", tmp_path / "alone.mp4", "--scale", "2")
+    assert alone.code == 0 and f"{zoo.default_model(2, 'clean')} on " in alone.out
+    # a second run knows both are done; naming a model redoes them with it
+    again = run_cli("batch", src, "-o", tmp_path / "out", "--scale", "2", "--workers", "1")
+    assert again.code == 0 and "files: 0 done, 2 skipped" in again.out
+    fixed = run_cli("batch", src, "-o", tmp_path / "out", "--scale", "2", "--workers", "1", "--model", "espcn")
+    assert fixed.code == 0 and "files: 2 done" in fixed.out and "models: chosen" not in fixed.out

@@ -12,6 +12,7 @@ from typing import Literal
 from streamsr import zoo
 from streamsr.batch.journal import same_content
 from streamsr.enhance import EnhanceOptions
+from streamsr.input_kind import CLEAN_H264_QP
 from streamsr.sinks.atomic import commit, discard, temporary_path
 
 Verdict = Literal["do", "skip", "refuse"]
@@ -19,10 +20,19 @@ Verdict = Literal["do", "skip", "refuse"]
 
 def options_fingerprint(options: EnhanceOptions, suffix_rule: str) -> dict[str, object]:
     """What decides an output's content: a done file made with other options is redone.
-    (The engine, threads and batch size do not: the engines agree within a grey level.)"""
-    card = zoo.resolve_model(options.model, options.scale)
+    (The engine, threads and batch size do not: the engines agree within a grey level.)
+    Without a model each file gets the clean or the compressed default (input_kind.py): both
+    cards and the rule's threshold are part of what decides it."""
+    if options.model is None:
+        cards = [zoo.resolve_model(zoo.default_model(options.scale, kind), options.scale)
+                 for kind in ("clean", "compressed")]
+        model: object = "by input: " + " / ".join(c.name for c in cards)
+        onnx: object = [c.onnx_sha256 for c in cards] + [CLEAN_H264_QP.get(options.scale)]
+    else:
+        card = zoo.resolve_model(options.model, options.scale)
+        model, onnx = card.name, card.onnx_sha256
     e = options.encode
-    return {"model": card.name, "onnx": card.onnx_sha256, "scale": options.scale, "precision": options.precision,
+    return {"model": model, "onnx": onnx, "scale": options.scale, "precision": options.precision,
             "codec": e.codec, "encoder": options.encoder, "preset": e.preset, "crf": e.crf, "compare": options.compare, "outputs": suffix_rule}
 
 

@@ -34,6 +34,8 @@ class FileReport:
     segments: int = 0
     retries: int = 0  # tasks run again after a worker died or crashed
     note: str = ""
+    model: str = ""  # the model the input chose, when the job named none
+    model_rule: str = ""  # and why
 
     @property
     def fps(self) -> float:

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -44,6 +44,7 @@ class Task:
     segment: SegmentSpec | None = None
     attempt: int = 1
     hash_input: bool = True  # whole files: hash the input for the journal
+    model: str | None = None  # the file's model when the job has none (the input-aware default)
 
 
 @dataclass(frozen=True)
@@ -63,29 +64,33 @@ class TaskResult:
 
 
 class Worker:
-    """Enhances tasks with one backend, opened on the first task and kept."""
+    """Enhances tasks with the job's model, or with each file's default when the job names none
+    (at most the clean and the compressed default); each backend is opened on first use and kept."""
 
     def __init__(self, options: EnhanceOptions) -> None:
         self.options = options
-        self._backend: Backend | None = None
+        self._backends: dict[str | None, Backend] = {}
         self.name = f"{os.uname().nodename}:{os.getpid()}"
 
-    def backend(self) -> Backend:
-        if self._backend is None:
-            self._backend = open_backend(self.options)
-            log.debug("worker %s loaded %s", self.name, self._backend.describe())
-        return self._backend
+    def options_for(self, task: Task) -> EnhanceOptions:
+        return replace(self.options, model=task.model) if task.model else self.options
+
+    def backend(self, model: str | None = None) -> Backend:
+        if model not in self._backends:
+            self._backends[model] = open_backend(replace(self.options, model=model) if model else self.options)
+            log.debug("worker %s loaded %s", self.name, self._backends[model].describe())
+        return self._backends[model]
 
     def run(self, task: Task, on_frame: Callable[[int], None] | None = None) -> TaskResult:
         t0 = time.perf_counter()
         try:
             task.output.unlink(missing_ok=True)  # an earlier attempt's (complete or not)
             digest = sha256_file(task.src) if task.hash_input and task.segment is None else None
-            backend = self.backend()
+            backend = self.backend(task.model)
             open_source = None if task.segment is None else partial(
                 SpanSource, spec=task.segment, on_decode_error=self.options.on_decode_error,
                 deinterlace=self.options.deinterlace)
-            result = enhance(task.src, task.output, self.options, on_frame, backend=backend,
+            result = enhance(task.src, task.output, self.options_for(task), on_frame, backend=backend,
                              open_source=open_source, copy_streams=task.segment is None)
             if result.interrupted:
                 task.output.unlink(missing_ok=True)
@@ -109,6 +114,6 @@ class Worker:
         return TaskResult(task, seconds=time.perf_counter() - t0, error=error, kind=kind, worker=self.name)
 
     def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,20 +129,28 @@ def summary(report: BatchReport) -> str:
     lines = []
     if rows:
         width = min(max(len(f.key) for f in rows), 60)
-        lines.append(f"  {'file':<{width}}  {'status':<11}  {'frames':>8}  {'fps':>7}  note")
+        by_input = [f.model for f in rows if f.model]
+        model_width = max(map(len, by_input), default=0)
+        model_head = f"{'model':<{model_width}}  " if by_input else ""
+        lines.append(f"  {'file':<{width}}  {'status':<11}  {'frames':>8}  {'fps':>7}  {model_head}note")
         for f in rows[:MAX_ROWS]:
             extra = [f.note] if f.note else []
             extra += [f"{f.segments} segments"] if f.segments else []
             extra += [f"{f.retries} retried"] if f.retries else []
             note = f.error if f.status == "failed" else ", ".join(extra)
             fps = f"{f.fps:7.1f}" if f.status == "done" else f"{'':>7}"
-            lines.append(f"  {f.key:<{width}}  {f.status:<11}  {f.frames:>8}  {fps}  {note}")
+            model = f"{f.model:<{model_width}}  " if by_input else ""
+            lines.append(f"  {f.key:<{width}}  {f.status:<11}  {f.frames:>8}  {fps}  {model}{note}")
         if len(rows) > MAX_ROWS:
             lines.append(f"  ... and {len(rows) - MAX_ROWS} more (--json has them all)")
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("done", "skipped", "failed", "interrupted")
                        if report.count(s) or s in ("done", "failed"))
     lines.append(f"  files: {counts}")
     lines.append(f"  frames: {report.frames} in {report.wall_s:.1f} s ({report.fps:.1f} fps)")
+    chosen = Counter(f.model for f in report.files if f.model)
+    if chosen:
+        counts = ", ".join(f"{n} {name}" for name, n in sorted(chosen.items()))
+        lines.append(f"  models: chosen by each file's compression ({counts}; --json says why; --model fixes one)")
     if report.runner:
         lines.append(f"  workers: {report.runner}" + (f"; engine {report.engine}" if report.engine else ""))
     lines.append(f"  output: {report.outdir} (journal in {report.outdir}/.streamsr-batch)")

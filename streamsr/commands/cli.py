@@ -46,7 +46,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, default=2, choices=SCALES, help="upscaling factor (default 2)")
-    p.add_argument("--model", default=None, help="shipped model name or a path to a .json card (default: the best shipped model on compressed input at the fast tier's cost; see README)")
+    p.add_argument("--model", default=None, help="shipped model name or a path to a .json card (default: enhance and batch choose by how compressed the input is, live takes the best shipped model on compressed input at the fast tier's cost; see README)")
     p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
                    help="inference engine; auto prefers openvino, then onnxruntime, then torch")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
