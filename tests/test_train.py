@@ -95,6 +95,16 @@ def test_finished_run_on_a_fresh_checkout(tiny_config: Path, tmp_path: Path) -> 
     (run / WEIGHTS_NAME).unlink()
     assert not finished_run(run, longer) and not (run / WEIGHTS_NAME).exists()
     assert not finished_run(tmp_path / "never-started", cfg)
+    # a run that starts from it (x3 from x2) finds its weights the same way
+    assert train_main(["--config", str(tiny_config), "--out", str(run), "--resume", "--no-progress"]) == 0
+    (run / WEIGHTS_NAME).unlink()
+    child = tmp_path / "child.yaml"
+    child.write_text(tiny_config.read_text() + f"init_from: {run / WEIGHTS_NAME}\n")
+    assert train_main(["--config", str(child), "--out", str(tmp_path / "child"), "--no-progress"]) == 0
+    assert (run / WEIGHTS_NAME).exists()
+    (run / WEIGHTS_NAME).unlink()
+    (run / CKPT_NAME).unlink()
+    assert train_main(["--config", str(child), "--out", str(tmp_path / "orphan"), "--no-progress"]) != 0
 
 
 def test_schedules() -> None:

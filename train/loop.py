@@ -19,7 +19,7 @@ from streamsr.errors import ConfigError, InputError
 from streamsr.evaluate import EvalImage, evaluate_images, load_dataset, prepare_degraded, read_image
 from streamsr.lr_degrade import LRDegradation
 from streamsr.models import build_model
-from train.config import TrainConfig, resolve_path
+from train.config import TrainConfig, load_config, resolve_path
 from train.data import PatchSampler, split_holdout
 from train.sessions import record_start
 
@@ -96,6 +96,11 @@ def init_model(model: nn.Module, path: Path) -> None:
     x3 and x4 models start from the x2 model's body this way; the upsampling layer, whose
     shape depends on the scale, keeps its fresh initialisation.
     """
+    if not path.exists() and path.name == WEIGHTS_NAME and (path.parent / "config.yaml").exists():
+        # a fresh checkout: the finished run's weights come back from its committed checkpoint
+        finished_run(path.parent, load_config(path.parent / "config.yaml"))
+    if not path.exists():
+        raise ConfigError(f"init_from {path}: not found (a run writes its weights.pt when it finishes)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("model", state)
     own = model.state_dict()
