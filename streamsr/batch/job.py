@@ -28,7 +28,7 @@ from streamsr.batch.report import BatchOptions, BatchReport, FileReport, Runner
 from streamsr.batch.segments import (SEGMENT_SUFFIX, JoinCancelled, Probe, SegmentPlan, SplitError, check_copy,
                                      join_segments, plan_segments, probe)
 from streamsr.batch.worker import Task, TaskResult
-from streamsr.enhance import SCALES, EnhanceOptions, default_for_video
+from streamsr.enhance import SCALES, EnhanceOptions
 from streamsr.errors import ConfigError, OutputError, PipelineError, StreamSRError
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ class _File:
     started: float | None = None  # when its first task was handed to a worker
     whole: bool = False  # the split was abandoned
     note: str = ""
-    model: str | None = None  # the input-aware default, when the job names no model
-    model_rule: str = ""  # why that model
+    model: str = ""  # the model the worker chose for it, when the job names none
+    model_rule: str = ""  # and why
     closed: bool = False
 
 
@@ -195,21 +195,11 @@ class BatchJob:
         return bool(over and f.probe and f.probe.seconds and f.probe.seconds > over)
 
     def _probe(self, files: list[_File]) -> None:
-        """Each file's length and, when the job names no model, its model (as ``enhance`` would
-        choose it: all segments of a file get the same)."""
         if not files:
             return
-        choose = self.options.enhance.model is None
-        scale = self.options.enhance.scale
-
-        def look(f: _File) -> tuple[Probe | None, tuple[str, str] | None]:
-            return probe(f.item.src), default_for_video(f.item.src, scale) if choose else None
-
         with ThreadPoolExecutor(4) as pool:
-            for f, (p, default) in zip(files, pool.map(look, files)):
+            for f, p in zip(files, pool.map(lambda f: probe(f.item.src), files)):
                 f.probe = p
-                if default is not None:
-                    f.model, f.model_rule = default
 
     def _start_file(self, f: _File) -> None:
         self.journal.file_running(f.item.key, f.item.src, 1)
@@ -236,7 +226,7 @@ class BatchJob:
         segment = f.plan.segments[index] if index is not None and f.plan else None
         name = "whole" + f.target.suffix if index is None else f"seg-{index:04d}{SEGMENT_SUFFIX}"
         self._queue.append(Task(id=f"{f.item.key}#{index}#{attempt}", key=f.item.key, src=f.item.src,
-                                output=f.work / name, segment=segment, attempt=attempt, model=f.model))
+                                output=f.work / name, segment=segment, attempt=attempt))
 
     def _submit_io(self, what: tuple[str, str], fn: Callable[..., object], *args: object) -> None:
         assert self._io is not None
@@ -271,6 +261,8 @@ class BatchJob:
             return
         if r.engine:
             self._engine = r.engine
+        if r.model:
+            f.model, f.model_rule = r.model, r.model_rule
         index = r.task.segment.index if r.task.segment is not None else None
         if r.task.segment is not None and (f.whole or f.plan is None):
             return  # a segment of a split that was abandoned
@@ -341,7 +333,7 @@ class BatchJob:
         segments = len(f.plan.segments) if f.plan is not None and not f.whole else 0
         self._reports[f.item.key] = FileReport(f.item.key, f.item.src, "done", frames, seconds,
                                                segments=segments, retries=_retries(f), note=f.note,
-                                               model=f.model or "", model_rule=f.model_rule)
+                                               model=f.model, model_rule=f.model_rule)
         self._done_frames[f.item.key] = frames
         self._close(f)
 

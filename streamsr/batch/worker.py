@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from streamsr.backends.base import Backend
-from streamsr.enhance import EnhanceOptions, enhance, open_backend
+from streamsr.enhance import EnhanceOptions, default_for_video, enhance, open_backend
 from streamsr.errors import BackendUnavailable, ModelError, StreamSRError
 from streamsr.batch.journal import sha256_file
 from streamsr.batch.segments import SegmentSpec, SpanSource, SplitError
@@ -44,7 +44,6 @@ class Task:
     segment: SegmentSpec | None = None
     attempt: int = 1
     hash_input: bool = True  # whole files: hash the input for the journal
-    model: str | None = None  # the file's model when the job has none (the input-aware default)
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ class TaskResult:
     error: str | None = None
     kind: ErrorKind | None = None
     worker: str = ""  # host:pid, for the report
+    model: str = ""  # the model this file got, when the job names none (the input-aware default)
+    model_rule: str = ""  # and why
 
     @property
     def ok(self) -> bool:
@@ -64,16 +65,14 @@ class TaskResult:
 
 
 class Worker:
-    """Enhances tasks with the job's model, or with each file's default when the job names none
-    (at most the clean and the compressed default); each backend is opened on first use and kept."""
+    """Enhances tasks with the job's model or, when the job names none, with the default that
+    ``enhance`` gives the file (clean or compressed, from the file's first frames, so every
+    segment of a file gets the same); each backend is opened on first use and kept."""
 
     def __init__(self, options: EnhanceOptions) -> None:
         self.options = options
         self._backends: dict[str | None, Backend] = {}
         self.name = f"{os.uname().nodename}:{os.getpid()}"
-
-    def options_for(self, task: Task) -> EnhanceOptions:
-        return replace(self.options, model=task.model) if task.model else self.options
 
     def backend(self, model: str | None = None) -> Backend:
         if model not in self._backends:
@@ -86,17 +85,21 @@ class Worker:
         try:
             task.output.unlink(missing_ok=True)  # an earlier attempt's (complete or not)
             digest = sha256_file(task.src) if task.hash_input and task.segment is None else None
-            backend = self.backend(task.model)
+            options, model_rule = self.options, ""
+            if options.model is None:
+                model, model_rule = default_for_video(task.src, options.scale)
+                options = replace(options, model=model)
+            backend = self.backend(options.model)
             open_source = None if task.segment is None else partial(
                 SpanSource, spec=task.segment, on_decode_error=self.options.on_decode_error,
                 deinterlace=self.options.deinterlace)
-            result = enhance(task.src, task.output, self.options_for(task), on_frame, backend=backend,
+            result = enhance(task.src, task.output, options, on_frame, backend=backend,
                              open_source=open_source, copy_streams=task.segment is None)
             if result.interrupted:
                 task.output.unlink(missing_ok=True)
                 return self._failed(task, t0, "interrupted", "crash")
             return TaskResult(task, result.stats.frames, time.perf_counter() - t0, digest, result.backend,
-                              worker=self.name)
+                              worker=self.name, model=options.model if model_rule else "", model_rule=model_rule)
         except SplitError as e:
             return self._failed(task, t0, str(e), "split")
         except JOB_ERRORS as e:
