@@ -313,3 +313,48 @@ def test_the_quantiser_equalises_unequal_channels_and_lands_nearer_fp32(torch_ca
     error = {name: quantize.mean_squared_error(quantize.run_on(card, tmp_path / f"{name}.int8.onnx", held_out), reference)
              for name in ("best", "plain")}
     assert error["best"] < 0.5 * error["plain"], error
+
+
+def _espcn_loud(path: Path, activation: str) -> Path:
+    """A random ESPCN x2 whose middle conv's outputs reach far past where a tanh saturates."""
+    import torch
+
+    from streamsr.models import build_model
+    from train.export import export_onnx
+
+    torch.manual_seed(2)
+    model = build_model("espcn", 2, features=[12, 8], activation=activation).eval()
+    with torch.no_grad():
+        model.body[2].weight *= 20
+    export_onnx(model, 1, path)
+    return path
+
+
+def test_a_conv_that_only_feeds_a_tanh_is_quantised_over_the_tanh_range(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from train.equalise import equalise_file
+    from train.quantize import TANH_RANGE, activation_ranges, float_convs, quantised_convs, quantize_onnx, tanh_limits
+
+    patches = [lr_batch(1, 32, 32, seed=i)[None].astype(np.float32) / 255.0 for i in range(6)]
+    fp32 = _espcn_loud(tmp_path / "m.onnx", "tanh")
+    middle = "/body/body.2/Conv_output_0"
+    assert tanh_limits(fp32) == {middle: (-TANH_RANGE, TANH_RANGE)}
+    assert tanh_limits(_espcn_loud(tmp_path / "relu.onnx", "relu")) == {}
+
+    def span(int8: Path, tensor: str) -> float:
+        scale, _zero = activation_ranges(int8)[tensor]
+        return 255 * scale
+
+    calibrated, limited = tmp_path / "calibrated.int8.onnx", tmp_path / "limited.int8.onnx"
+    quantize_onnx(fp32, calibrated, patches, float_convs(fp32))
+    quantize_onnx(fp32, limited, patches, float_convs(fp32), limits=tanh_limits(fp32))
+    assert span(calibrated, middle) > 4 * TANH_RANGE  # the loud outputs stretch the calibrated range
+    assert span(limited, middle) == pytest.approx(2 * TANH_RANGE, rel=0.02)
+
+    # equalised, each channel's range is cut to the tanh's before it is equalised
+    equalised = tmp_path / "m.eq.onnx"
+    bounds = equalise_file(fp32, equalised, patches, quantised_convs(fp32), tanh_limits(fp32))
+    ((tensor, (low, high)),) = bounds.items()
+    assert tensor == middle + ".equalised" and low == -high and 0 < high <= TANH_RANGE
+    quantize_onnx(equalised, limited, patches, float_convs(fp32), limits=bounds)
+    assert span(limited, tensor) == pytest.approx(2 * high, rel=0.02)

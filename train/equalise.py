@@ -58,7 +58,8 @@ def channel_ranges(model, tensors: list[str], patches: list[np.ndarray]) -> dict
     return ranges
 
 
-def _equalise_conv(graph, conv, in_range: tuple[np.ndarray, np.ndarray], out_range: tuple[np.ndarray, np.ndarray]) -> None:
+def _equalise_conv(graph, conv, in_range: tuple[np.ndarray, np.ndarray], out_range: tuple[np.ndarray, np.ndarray]) -> float:
+    """Rewrite ``conv`` (module docstring); returns the half-width every output channel now spans."""
     from onnx import helper, numpy_helper
 
     initializers = {i.name: i for i in graph.initializer}
@@ -94,21 +95,36 @@ def _equalise_conv(graph, conv, in_range: tuple[np.ndarray, np.ndarray], out_ran
         [result], name=f"{name}.restore_output", epsilon=0.0))
     graph.node.insert(at, helper.make_node("Mul", [source, f"{name}.input_gain"], [conv.input[0]],
                                            name=f"{name}.equalise_input"))
+    return float(half_width.max())
 
 
-def equalise_file(fp32: Path, out: Path, patches: list[np.ndarray], convs: list[str]) -> None:
-    """Write ``fp32`` with the named Conv nodes equalised (module docstring) to ``out``."""
+def equalise_file(fp32: Path, out: Path, patches: list[np.ndarray], convs: list[str],
+                  limits: dict[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
+    """Write ``fp32`` with the named Conv nodes equalised (module docstring) to ``out``.
+
+    ``limits``: bounds for some of those convs' outputs (by tensor name; a Tanh's input needs
+    no range beyond where the Tanh saturates); each channel's range is cut to them before it is
+    equalised. Returns the bounds of the rewritten output tensors those become."""
     import onnx
 
+    limits = limits or {}
     model = onnx.load(str(fp32))
     nodes = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
     tensors = sorted({t for c in convs for t in (nodes[c].input[0], nodes[c].output[0])})
     ranges = channel_ranges(model, tensors, patches)
+    equalised_limits = {}
     for c in convs:
-        _equalise_conv(model.graph, nodes[c], ranges[nodes[c].input[0]], ranges[nodes[c].output[0]])
+        output = nodes[c].output[0]
+        low, high = ranges[output]
+        if output in limits:
+            low, high = np.clip(low, *limits[output]), np.clip(high, *limits[output])
+        half_width = _equalise_conv(model.graph, nodes[c], ranges[nodes[c].input[0]], (low, high))
+        if output in limits:
+            equalised_limits[nodes[c].output[0]] = (-half_width, half_width)
     used = {i for n in model.graph.node for i in n.input}
     kept = [i for i in model.graph.initializer if i.name in used]  # the replaced weights go
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
+    return equalised_limits

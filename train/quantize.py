@@ -18,6 +18,9 @@ AVX2 and no VNNI):
   first sees the image itself, the last makes the output pixels. In a deeper network the conv
   that feeds the last stays float too (RepSR x2: 0.16 -> 0.12 dB; 14 % of its MACs): its uint8
   output is the feature map that every output pixel is made from.
+- A quantised conv whose output only a Tanh reads gets the range +-``TANH_RANGE`` rather than a
+  calibrated one: past it the Tanh saturates (ESPCN x2 after 125k steps: its middle conv's
+  outputs reach +-5.6, and the calibrated range cost 0.24 dB on Set5, 0.13 with the cut).
 - The percentile is chosen per model among ``PERCENTILES``, and the layout among ``LAYOUTS``
   (as exported, or with every quantised conv's channels equalised to one range:
   train/equalise.py): the pair whose int8 output is nearest the fp32 output on images held out
@@ -63,6 +66,11 @@ DEFAULT_TOLERANCE_DB = 0.1
 PERCENTILES = (99.99, 99.995, 99.999)  # calibration candidates; the held-out images pick one
 LAYOUTS = ("plain", "equalised")  # the file as it is, or channel-equalised (train/equalise.py)
 HELD_OUT = 10  # training images kept out of calibration to choose the percentile on
+# A quantised conv whose output only feeds a Tanh gets the range [-TANH_RANGE, TANH_RANGE]: past
+# it the Tanh saturates, so levels spent there are wasted. ESPCN x2 (125k steps), int8 against
+# fp32 on the held-out images, the middle conv's output range set to +-1.5 / 2 / 2.5 / 3 / 4:
+# 47.8 / 48.5 / 47.3 / 46.1 / 44.0 dB, against 41.5 calibrated (plain layout).
+TANH_RANGE = 2.0
 
 
 def calibration_patches(files: list[Path], scale: int, count: int = 48, size: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -104,9 +112,25 @@ def quantised_convs(onnx_path: Path) -> list[str]:
     return [c for i, c in enumerate(convs) if i not in float_conv_indices(len(convs))]
 
 
+def tanh_limits(onnx_path: Path) -> dict[str, tuple[float, float]]:
+    """(-TANH_RANGE, TANH_RANGE) for each quantised conv's output that only a Tanh reads."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    readers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    quantised = set(quantised_convs(onnx_path))
+    return {n.output[0]: (-TANH_RANGE, TANH_RANGE) for n in graph.node
+            if n.name in quantised and readers.get(n.output[0]) == ["Tanh"]}
+
+
 def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float: list[str] | None = None,
-                  percentile: float = PERCENTILES[1], ranges: dict[str, tuple[float, int]] | None = None) -> None:
-    """Write the int8 file; ``ranges`` fixes (scale, zero point) of named activations instead of calibrating them."""
+                  percentile: float = PERCENTILES[1], ranges: dict[str, tuple[float, int]] | None = None,
+                  limits: dict[str, tuple[float, float]] | None = None) -> None:
+    """Write the int8 file; ``ranges`` fixes (scale, zero point) of named activations instead of
+    calibrating them, ``limits`` their (min, max)."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     class Patches(CalibrationDataReader):
@@ -124,8 +148,10 @@ def quantize_onnx(fp32: Path, int8: Path, patches: list[np.ndarray], keep_float:
             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             per_channel=True, reduce_range=True, calibrate_method=CalibrationMethod.Percentile,
             extra_options={"CalibPercentile": percentile, "TensorQuantOverrides": {
-                name: [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero_point, np.uint8)}]
-                for name, (scale, zero_point) in (ranges or {}).items()}},
+                **{name: [{"rmin": np.array(low, np.float32), "rmax": np.array(high, np.float32)}]
+                   for name, (low, high) in (limits or {}).items()},
+                **{name: [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero_point, np.uint8)}]
+                   for name, (scale, zero_point) in (ranges or {}).items()}}},
             nodes_to_exclude=keep_float or [],
             op_types_to_quantize=["Conv"],
         )
@@ -155,8 +181,9 @@ def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndar
     and ``PERCENTILES``; keep the file whose output is nearest the fp32 file's on the ``held_out`` LR
     planes (mean squared error). Returns what it did, for the card."""
     keep_float = float_convs(fp32)
+    limits = {"plain": tanh_limits(fp32)}
     if not held_out:
-        quantize_onnx(fp32, int8, patches, keep_float)
+        quantize_onnx(fp32, int8, patches, keep_float, limits=limits["plain"])
         return f"static QDQ, calibration percentile {PERCENTILES[1]}"
     reference = run_on(card, fp32, held_out)
     errors: dict[tuple[str, float], float] = {}
@@ -164,18 +191,20 @@ def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndar
         sources = {"plain": fp32}
         if "equalised" in layouts:
             sources["equalised"] = Path(tmp) / "equalised.onnx"
-            equalise_file(fp32, sources["equalised"], patches, quantised_convs(fp32))
+            limits["equalised"] = equalise_file(fp32, sources["equalised"], patches, quantised_convs(fp32),
+                                                limits["plain"])
         for layout, source in sources.items():
             for pct in PERCENTILES:
                 candidate = Path(tmp) / f"{layout}.{pct}.int8.onnx"
-                quantize_onnx(source, candidate, patches, keep_float, pct)
+                quantize_onnx(source, candidate, patches, keep_float, pct, limits=limits[layout])
                 errors[layout, pct] = mean_squared_error(run_on(card, candidate, held_out), reference)
         layout, pct = min(errors, key=errors.get)
         with atomic_path(int8) as partial:
             shutil.copyfile(Path(tmp) / f"{layout}.{pct}.int8.onnx", partial)
     log.info("%s channels, calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", layout, pct,
              {f"{lay} {p}": fidelity_db(err) for (lay, p), err in errors.items()})
-    return (f"static QDQ, {layout} channels, calibration percentile {pct} (of {list(sources)} x {list(PERCENTILES)}: "
+    tanh = f", Tanh inputs at +-{TANH_RANGE:g}" if limits["plain"] else ""
+    return (f"static QDQ, {layout} channels{tanh}, calibration percentile {pct} (of {list(sources)} x {list(PERCENTILES)}: "
             f"nearest fp32 on {len(held_out)} held-out training images)")
 
 
