@@ -46,13 +46,26 @@ class ActorKiller(threading.Thread):
                 except Exception:  # noqa: BLE001 - the actor went meanwhile; try another
                     continue
                 self.killed_pid = pid
-                if not self.no_restart:  # Ray restarts it: wait for the new process
-                    try:
-                        self.new_pid = ray.get(actor.pid.remote(), timeout=60)
-                    except Exception:  # noqa: BLE001
-                        pass
+                if not self.no_restart:
+                    self.new_pid = self.pid_after_restart(actor, pid)
                 return
             time.sleep(0.05)
+
+    @staticmethod
+    def pid_after_restart(actor, old_pid: int) -> int | None:
+        """The actor's process id once Ray has restarted it. ray.kill is asynchronous: a call made
+        straight after it can still be answered by the old, dying process, so poll."""
+        deadline = time.monotonic() + 60
+        pid = None
+        while time.monotonic() < deadline:
+            try:
+                pid = ray.get(actor.pid.remote(), timeout=10)
+            except Exception:  # noqa: BLE001 - dead or restarting: ask again
+                pid = None
+            if pid not in (None, old_pid):
+                return pid
+            time.sleep(0.2)
+        return pid
 
 
 def slow_archive(root):
