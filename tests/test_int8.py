@@ -252,13 +252,12 @@ def test_qat_trains_against_the_int8_files_own_rounding(tmp_path: Path) -> None:
     assert quantised_conv_ranges(fp32, again) == ranges
 
 
-def _espcn_with_unequal_channels(path: Path, narrow: float = 0.03) -> Path:
+def _unequal_espcn(narrow: float = 0.03):
     """A random ESPCN x2 whose middle conv makes half its output channels ``narrow`` times smaller,
     the last conv reading them ``1 / narrow`` times louder (tanh is near linear there)."""
     import torch
 
     from streamsr.models import build_model
-    from train.export import export_onnx
 
     torch.manual_seed(1)
     model = build_model("espcn", 2, features=[12, 8]).eval()
@@ -267,8 +266,42 @@ def _espcn_with_unequal_channels(path: Path, narrow: float = 0.03) -> Path:
         model.body[2].bias[:4] *= narrow
         model.body[4].weight[:, :4] /= narrow
         model.body[-1].bias += 0.5
-    export_onnx(model, 1, path)
+    return model
+
+
+def _espcn_with_unequal_channels(path: Path) -> Path:
+    from train.export import export_onnx
+
+    export_onnx(_unequal_espcn(), 1, path)
     return path
+
+
+def test_qat_simulates_the_equalised_files_rounding(tmp_path: Path) -> None:
+    """In the equalised layout the simulation rounds what that file rounds (inputs divided by
+    their gains, outputs centred and scaled), while the weights trained stay the plain ones."""
+    torch = pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    from train.export import export_onnx
+    from train.qat import quantised_conv_ranges, simulate_int8
+    from train.quantize import float_convs, layouts_of, quantised_convs, quantize_onnx
+
+    model = _unequal_espcn()
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m.eq.int8.onnx"
+    export_onnx(model, 1, fp32)
+    patches = [lr_batch(1, 32, 32, seed=i)[None].astype(np.float32) / 255.0 for i in range(6)]
+    (layout,) = layouts_of(fp32, patches, tmp_path, ("equalised",))
+    quantize_onnx(layout.source, int8, patches, float_convs(fp32), limits=layout.limits)
+    x = lr_batch(1, 29, 41, seed=9)[:, None].astype(np.float32) / 255.0
+    out = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"lr": x})[0] for p in (fp32, int8)}
+
+    simulated = _unequal_espcn()
+    simulate_int8(simulated, quantised_conv_ranges(layout.source, int8),
+                  [layout.equalised[c] for c in quantised_convs(fp32)])
+    with torch.no_grad():
+        sim = simulated.eval()(torch.from_numpy(x)).numpy()
+    rounding = np.abs(out[int8] - out[fp32]).mean()
+    assert rounding > 0 and np.abs(sim - out[int8]).mean() < 0.25 * rounding
 
 
 def test_an_equalised_file_computes_what_the_original_does_with_equal_channel_ranges(tmp_path: Path) -> None:

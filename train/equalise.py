@@ -28,6 +28,7 @@ layout measures nearer fp32.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -58,33 +59,47 @@ def channel_ranges(model, tensors: list[str], patches: list[np.ndarray]) -> dict
     return ranges
 
 
-def _equalise_conv(graph, conv, in_range: tuple[np.ndarray, np.ndarray], out_range: tuple[np.ndarray, np.ndarray]) -> float:
-    """Rewrite ``conv`` (module docstring); returns the half-width every output channel now spans."""
+@dataclasses.dataclass(frozen=True)
+class Equalisation:
+    """How one conv is rewritten: its input channel c divided by ``inputs[c]``, its output channel
+    c made (y - ``centres[c]``) / ``outputs[c]``; afterwards every output channel spans
+    +-``half_width``."""
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    centres: np.ndarray
+    half_width: float
+
+
+def measure(in_range: tuple[np.ndarray, np.ndarray], out_range: tuple[np.ndarray, np.ndarray]) -> Equalisation:
+    """The equalisation (module docstring) for a conv whose channels span these (low, high) ranges."""
+    magnitude = np.maximum(np.maximum(-in_range[0], in_range[1]), _FLOOR)
+    low, high = out_range
+    half_width = np.maximum((high - low) / 2, _FLOOR)
+    return Equalisation(magnitude / magnitude.max(), half_width / half_width.max(), (high + low) / 2,
+                        float(half_width.max()))
+
+
+def _equalise_conv(graph, conv, eq: Equalisation) -> None:
+    """Rewrite ``conv`` in ``graph`` as ``eq`` says (module docstring)."""
     from onnx import helper, numpy_helper
 
     initializers = {i.name: i for i in graph.initializer}
     weight = numpy_helper.to_array(initializers[conv.input[1]]).astype(np.float64)
     bias = (numpy_helper.to_array(initializers[conv.input[2]]).astype(np.float64) if len(conv.input) > 2
             else np.zeros(weight.shape[0]))
-
-    magnitude = np.maximum(np.maximum(-in_range[0], in_range[1]), _FLOOR)
-    in_gain = magnitude / magnitude.max()
-    weight = weight * in_gain[None, :, None, None]
-
-    low, high = out_range
-    half_width = np.maximum((high - low) / 2, _FLOOR)
-    out_gain, out_centre = half_width / half_width.max(), (high + low) / 2
-    weight, bias = weight / out_gain[:, None, None, None], (bias - out_centre) / out_gain
+    weight = weight * eq.inputs[None, :, None, None] / eq.outputs[:, None, None, None]
+    bias = (bias - eq.centres) / eq.outputs
 
     name, source, result = conv.name, conv.input[0], conv.output[0]
     graph.initializer.extend([
         numpy_helper.from_array(weight.astype(np.float32), f"{name}.equalised_weight"),
         numpy_helper.from_array(bias.astype(np.float32), f"{name}.equalised_bias"),
-        numpy_helper.from_array((1 / in_gain).astype(np.float32)[None, :, None, None], f"{name}.input_gain"),
-        numpy_helper.from_array(out_gain.astype(np.float32), f"{name}.output_gain"),
-        numpy_helper.from_array(out_centre.astype(np.float32), f"{name}.output_centre"),
-        numpy_helper.from_array(np.zeros_like(out_gain, np.float32), f"{name}.bn_mean"),
-        numpy_helper.from_array(np.ones_like(out_gain, np.float32), f"{name}.bn_var"),
+        numpy_helper.from_array((1 / eq.inputs).astype(np.float32)[None, :, None, None], f"{name}.input_gain"),
+        numpy_helper.from_array(eq.outputs.astype(np.float32), f"{name}.output_gain"),
+        numpy_helper.from_array(eq.centres.astype(np.float32), f"{name}.output_centre"),
+        numpy_helper.from_array(np.zeros_like(eq.outputs, np.float32), f"{name}.bn_mean"),
+        numpy_helper.from_array(np.ones_like(eq.outputs, np.float32), f"{name}.bn_var"),
     ])
     conv.input[:] = [f"{source}.equalised", f"{name}.equalised_weight", f"{name}.equalised_bias"]
     conv.output[0] = f"{result}.equalised"
@@ -95,16 +110,13 @@ def _equalise_conv(graph, conv, in_range: tuple[np.ndarray, np.ndarray], out_ran
         [result], name=f"{name}.restore_output", epsilon=0.0))
     graph.node.insert(at, helper.make_node("Mul", [source, f"{name}.input_gain"], [conv.input[0]],
                                            name=f"{name}.equalise_input"))
-    return float(half_width.max())
 
 
-def equalise_file(fp32: Path, out: Path, patches: list[np.ndarray], convs: list[str],
-                  limits: dict[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
-    """Write ``fp32`` with the named Conv nodes equalised (module docstring) to ``out``.
-
-    ``limits``: bounds for some of those convs' outputs (by tensor name; a Tanh's input needs
-    no range beyond where the Tanh saturates); each channel's range is cut to them before it is
-    equalised. Returns the bounds of the rewritten output tensors those become."""
+def equalisations(fp32: Path, patches: list[np.ndarray], convs: list[str],
+                  limits: dict[str, tuple[float, float]] | None = None) -> dict[str, Equalisation]:
+    """The equalisation of each named Conv node of ``fp32``, from its channels' ranges over the
+    ``patches``. ``limits``: bounds for some of those convs' outputs (by tensor name; a Tanh's
+    input needs no range beyond where the Tanh saturates); each channel's range is cut to them."""
     import onnx
 
     limits = limits or {}
@@ -112,15 +124,33 @@ def equalise_file(fp32: Path, out: Path, patches: list[np.ndarray], convs: list[
     nodes = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
     tensors = sorted({t for c in convs for t in (nodes[c].input[0], nodes[c].output[0])})
     ranges = channel_ranges(model, tensors, patches)
-    equalised_limits = {}
+    result = {}
     for c in convs:
         output = nodes[c].output[0]
         low, high = ranges[output]
         if output in limits:
             low, high = np.clip(low, *limits[output]), np.clip(high, *limits[output])
-        half_width = _equalise_conv(model.graph, nodes[c], ranges[nodes[c].input[0]], (low, high))
-        if output in limits:
-            equalised_limits[nodes[c].output[0]] = (-half_width, half_width)
+        result[c] = measure(ranges[nodes[c].input[0]], (low, high))
+    return result
+
+
+def equalise_file(fp32: Path, out: Path, patches: list[np.ndarray], convs: list[str],
+                  limits: dict[str, tuple[float, float]] | None = None,
+                  given: dict[str, Equalisation] | None = None) -> dict[str, tuple[float, float]]:
+    """Write ``fp32`` with the named Conv nodes equalised (module docstring) to ``out``: as
+    ``equalisations`` measures them, or as ``given``. Returns bounds (+-the half-width) of the
+    rewritten outputs of the convs whose outputs ``limits`` bounds."""
+    import onnx
+
+    chosen = given if given is not None else equalisations(fp32, patches, convs, limits)
+    model = onnx.load(str(fp32))
+    nodes = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
+    equalised_limits = {}
+    for c in convs:
+        output = nodes[c].output[0]
+        _equalise_conv(model.graph, nodes[c], chosen[c])
+        if output in (limits or {}):
+            equalised_limits[nodes[c].output[0]] = (-chosen[c].half_width, chosen[c].half_width)
     used = {i for n in model.graph.node for i in n.input}
     kept = [i for i in model.graph.initializer if i.name in used]  # the replaced weights go
     del model.graph.initializer[:]

@@ -59,7 +59,7 @@ from streamsr.types import ModelCard
 from streamsr.hashing import file_sha256
 from train.cli import report_errors
 from train.data import split_holdout
-from train.equalise import equalise_file
+from train.equalise import Equalisation, equalisations, equalise_file
 
 log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE_DB = 0.1
@@ -175,37 +175,77 @@ def mean_squared_error(outputs: list[np.ndarray], reference: list[np.ndarray]) -
     return float(np.mean([np.mean((a - b) ** 2) for a, b in zip(outputs, reference)]))
 
 
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The fp32 file in one of ``LAYOUTS``: the file quantised, the bounds of its Tanh inputs, and
+    (equalised) how each quantised conv was rewritten."""
+
+    name: str
+    source: Path
+    limits: dict[str, tuple[float, float]]
+    equalised: dict[str, Equalisation] | None = None
+
+
+def layouts_of(fp32: Path, patches: list[np.ndarray], workdir: Path, names: tuple[str, ...] = LAYOUTS) -> list[Layout]:
+    """``fp32`` in each named layout; the equalised file is written to ``workdir``."""
+    limits = tanh_limits(fp32)
+    layouts = [Layout("plain", fp32, limits)] if "plain" in names else []
+    if "equalised" in names:
+        convs = quantised_convs(fp32)
+        equalised = equalisations(fp32, patches, convs, limits)
+        source = workdir / "equalised.onnx"
+        layouts.append(Layout("equalised", source, equalise_file(fp32, source, patches, convs, limits, equalised), equalised))
+    return layouts
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One int8 file tried: its layout, calibration percentile, and squared error against fp32."""
+
+    layout: Layout
+    percentile: float
+    int8: Path
+    error: float
+
+
+def calibrate(card: ModelCard, fp32: Path, patches: list[np.ndarray], held_out: list[np.ndarray], workdir: Path,
+              layouts: tuple[str, ...] = LAYOUTS) -> list[Candidate]:
+    """An int8 file for each of ``layouts`` and ``PERCENTILES`` in ``workdir``, each with its mean
+    squared error against the fp32 file's output on the ``held_out`` LR planes."""
+    reference = run_on(card, fp32, held_out)
+    candidates = []
+    for layout in layouts_of(fp32, patches, workdir, layouts):
+        for pct in PERCENTILES:
+            int8 = workdir / f"{layout.name}.{pct}.int8.onnx"
+            quantize_onnx(layout.source, int8, patches, float_convs(fp32), pct, limits=layout.limits)
+            candidates.append(Candidate(layout, pct, int8, mean_squared_error(run_on(card, int8, held_out), reference)))
+    log.info("PSNR of int8 against fp32 on held-out images: %s",
+             {f"{c.layout.name} {c.percentile}": fidelity_db(c.error) for c in candidates})
+    return candidates
+
+
+def describe(best: Candidate, candidates: list[Candidate], held_out: int) -> str:
+    """What the card says about how ``best`` was made."""
+    tanh = f", Tanh inputs at +-{TANH_RANGE:g}" if best.layout.limits else ""
+    tried = list(dict.fromkeys(c.layout.name for c in candidates))
+    return (f"static QDQ, {best.layout.name} channels{tanh}, calibration percentile {best.percentile} (of {tried} x "
+            f"{list(PERCENTILES)}: nearest fp32 on {held_out} held-out training images)")
+
+
 def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndarray], held_out: list[np.ndarray],
                   layouts: tuple[str, ...] = LAYOUTS) -> str:
     """Quantise with each of ``layouts`` (the file as it is, or channel-equalised: train/equalise.py)
     and ``PERCENTILES``; keep the file whose output is nearest the fp32 file's on the ``held_out`` LR
     planes (mean squared error). Returns what it did, for the card."""
-    keep_float = float_convs(fp32)
-    limits = {"plain": tanh_limits(fp32)}
     if not held_out:
-        quantize_onnx(fp32, int8, patches, keep_float, limits=limits["plain"])
+        quantize_onnx(fp32, int8, patches, float_convs(fp32), limits=tanh_limits(fp32))
         return f"static QDQ, calibration percentile {PERCENTILES[1]}"
-    reference = run_on(card, fp32, held_out)
-    errors: dict[tuple[str, float], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        sources = {"plain": fp32}
-        if "equalised" in layouts:
-            sources["equalised"] = Path(tmp) / "equalised.onnx"
-            limits["equalised"] = equalise_file(fp32, sources["equalised"], patches, quantised_convs(fp32),
-                                                limits["plain"])
-        for layout, source in sources.items():
-            for pct in PERCENTILES:
-                candidate = Path(tmp) / f"{layout}.{pct}.int8.onnx"
-                quantize_onnx(source, candidate, patches, keep_float, pct, limits=limits[layout])
-                errors[layout, pct] = mean_squared_error(run_on(card, candidate, held_out), reference)
-        layout, pct = min(errors, key=errors.get)
+        candidates = calibrate(card, fp32, patches, held_out, Path(tmp), layouts)
+        best = min(candidates, key=lambda c: c.error)
         with atomic_path(int8) as partial:
-            shutil.copyfile(Path(tmp) / f"{layout}.{pct}.int8.onnx", partial)
-    log.info("%s channels, calibration percentile %s; PSNR of int8 against fp32 on held-out images: %s", layout, pct,
-             {f"{lay} {p}": fidelity_db(err) for (lay, p), err in errors.items()})
-    tanh = f", Tanh inputs at +-{TANH_RANGE:g}" if limits["plain"] else ""
-    return (f"static QDQ, {layout} channels{tanh}, calibration percentile {pct} (of {list(sources)} x {list(PERCENTILES)}: "
-            f"nearest fp32 on {len(held_out)} held-out training images)")
+            shutil.copyfile(best.int8, partial)
+    return describe(best, candidates, len(held_out))
 
 
 def fidelity_db(mse: float) -> float:
