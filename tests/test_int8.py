@@ -391,3 +391,16 @@ def test_a_conv_that_only_feeds_a_tanh_is_quantised_over_the_tanh_range(tmp_path
     assert tensor == middle + ".equalised" and low == -high and 0 < high <= TANH_RANGE
     quantize_onnx(equalised, limited, patches, float_convs(fp32), limits=bounds)
     assert span(limited, tensor) == pytest.approx(2 * high, rel=0.02)
+
+
+def test_the_slower_equalised_layout_must_be_clearly_nearer_fp32_to_be_kept() -> None:
+    from train.quantize import EQUALISED_MARGIN_DB, nearest
+
+    def mse(db: float) -> float:
+        return 10 ** (-db / 10)
+
+    close = EQUALISED_MARGIN_DB / 2
+    assert nearest({"a": ("plain", mse(53.0)), "b": ("equalised", mse(53.0 + close))}) == "a"
+    assert nearest({"a": ("plain", mse(53.0)), "b": ("equalised", mse(54.0 + EQUALISED_MARGIN_DB))}) == "b"
+    assert nearest({"a": ("plain", mse(53.0)), "b": ("plain", mse(53.1)), "c": ("equalised", mse(50))}) == "b"
+    assert nearest({"c": ("equalised", mse(50)), "d": ("equalised", mse(51))}) == "d"  # no plain one to prefer

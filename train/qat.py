@@ -17,7 +17,8 @@ weights are then exported and quantised at the same ranges; the fp32 and fp16 fi
 original weights. QAT runs once per layout of train/quantize.py (as exported, and with the
 channels equalised by train/equalise.py), starting from that layout's best post-training file
 and simulating its rounding where and how that file rounds; of those files and the
-post-training one, the nearest fp32 on the held-out training images is kept. ESPCN x2 (125k
+post-training ones, the nearest fp32 on the held-out training images is kept (an equalised
+one only when nearer by ``train.quantize.EQUALISED_MARGIN_DB``: it runs slower). ESPCN x2 (125k
 steps), int8 against fp32 on those images: post-training 52.5 dB (equalised), QAT in the
 exported layout 48.9, QAT in the equalised layout 54.2 (a scratch run of 500 steps at 1e-5).
 """
@@ -49,7 +50,7 @@ from train.export import export_onnx
 from train.measure import load_card_model
 from train.quantize import (DEFAULT_TOLERANCE_DB, HELD_OUT, Candidate, activation_ranges, calibrate, calibration_split,
                             describe, fidelity_db, float_conv_indices, float_convs, held_out_images, int8_loss,
-                            mean_squared_error, quantised_convs, quantize_onnx, run_on)
+                            mean_squared_error, nearest, quantised_convs, quantize_onnx, run_on)
 
 Range = tuple[float, int]  # an activation's (scale, zero point) in the int8 file
 
@@ -259,21 +260,21 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
     int8_path = fp32.with_name(Path(card.onnx).stem + ".int8.onnx")
     with tempfile.TemporaryDirectory() as tmp:
         candidates = calibrate(card, fp32, calib, planes, Path(tmp))
-        ptq = min(candidates, key=lambda c: c.error)
         reference = run_on(card, fp32, planes)
-        options = {f"post-training ({ptq.layout.name})": (ptq.int8, ptq.error, describe(ptq, candidates, len(planes)))}
+        options: dict[str, tuple[str, float, Path, str]] = {}  # what -> (layout, error, int8 file, method)
         for layout in dict.fromkeys(c.layout.name for c in candidates):
             start = min((c for c in candidates if c.layout.name == layout), key=lambda c: c.error)
+            options[f"post-training ({layout})"] = (layout, start.error, start.int8, describe(start, candidates, len(planes)))
             qat = fine_tuned_file(card, sampler, start, calib, steps, lr, Path(tmp))
-            options[f"QAT ({layout})"] = (qat, mean_squared_error(run_on(card, qat, planes), reference),
+            options[f"QAT ({layout})"] = (layout, mean_squared_error(run_on(card, qat, planes), reference), qat,
                                           f"QAT {steps} steps distilled from fp32 in the {layout} layout at the ranges "
                                           f"of {describe(start, candidates, len(planes))}, lr {lr:g}")
-        chosen = min(options, key=lambda k: options[k][1])
+        chosen = nearest({k: v[:2] for k, v in options.items()})
         with atomic_path(int8_path) as partial:
-            shutil.copyfile(options[chosen][0], partial)
+            shutil.copyfile(options[chosen][2], partial)
     log.info("PSNR against fp32 on held-out images: %s; kept %s",
-             {k: fidelity_db(error) for k, (_, error, _) in options.items()}, chosen)
-    method = options[chosen][2]
+             {k: fidelity_db(v[1]) for k, v in options.items()}, chosen)
+    method = options[chosen][3]
     if chosen.startswith("post-training"):
         method += f"; QAT ({steps} steps, {' and '.join(k[5:-1] for k in options if k.startswith('QAT'))} layouts) came out further from fp32"
     card = ModelCard(**{**card.__dict__, "onnx_int8": int8_path.name, "onnx_int8_sha256": file_sha256(int8_path)})

@@ -71,6 +71,11 @@ HELD_OUT = 10  # training images kept out of calibration to choose the percentil
 # fp32 on the held-out images, the middle conv's output range set to +-1.5 / 2 / 2.5 / 3 / 4:
 # 47.8 / 48.5 / 47.3 / 46.1 / 44.0 dB, against 41.5 calibrated (plain layout).
 TANH_RANGE = 2.0
+# The equalised layout adds a per-channel Mul and BatchNormalization around each quantised conv
+# (ONNX Runtime: 0.91x the plain file's speed, train/equalise.py), so it is kept only when its
+# int8 file is nearer fp32 than the nearest plain one by this much, as ESPCN's is (by 1.6 to 5
+# dB); RepSR's came out 0.04 to 0.18 dB nearer after QAT, not worth the time.
+EQUALISED_MARGIN_DB = 0.5
 
 
 def calibration_patches(files: list[Path], scale: int, count: int = 48, size: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -224,6 +229,18 @@ def calibrate(card: ModelCard, fp32: Path, patches: list[np.ndarray], held_out: 
     return candidates
 
 
+def nearest(options: dict[Any, tuple[str, float]]) -> Any:
+    """The key of ``options`` (layout name, squared error against fp32) nearest fp32, but a plain
+    one unless an equalised one is nearer by ``EQUALISED_MARGIN_DB``."""
+    best = min(options, key=lambda k: options[k][1])
+    plain = [k for k in options if options[k][0] == "plain"]
+    if options[best][0] != "plain" and plain:
+        best_plain = min(plain, key=lambda k: options[k][1])
+        if fidelity_db(options[best][1]) - fidelity_db(options[best_plain][1]) < EQUALISED_MARGIN_DB:
+            return best_plain
+    return best
+
+
 def describe(best: Candidate, candidates: list[Candidate], held_out: int) -> str:
     """What the card says about how ``best`` was made."""
     tanh = f", Tanh inputs at +-{TANH_RANGE:g}" if best.layout.limits else ""
@@ -242,7 +259,7 @@ def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndar
         return f"static QDQ, calibration percentile {PERCENTILES[1]}"
     with tempfile.TemporaryDirectory() as tmp:
         candidates = calibrate(card, fp32, patches, held_out, Path(tmp), layouts)
-        best = min(candidates, key=lambda c: c.error)
+        best = candidates[nearest({i: (c.layout.name, c.error) for i, c in enumerate(candidates)})]
         with atomic_path(int8) as partial:
             shutil.copyfile(best.int8, partial)
     return describe(best, candidates, len(held_out))
