@@ -77,7 +77,7 @@ TANH_RANGE = 2.0
 # too noisy there to tell). So it is kept only when its int8 file is nearer fp32 than the nearest
 # plain one by this much on the held-out images: ESPCN's are by about 5 dB (Set5 loss 0.13 ->
 # 0.08 dB at x2), RepSR's by 0.04 to 1.7 dB after QAT, which moved their Set5/Set14 losses by
-# -0.03 to +0.01 dB: not worth the time.
+# -0.019 to +0.008 dB: not worth the time.
 EQUALISED_MARGIN_DB = 2.0
 
 
