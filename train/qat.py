@@ -259,10 +259,11 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
     fp32 = card.file(card.onnx)
     int8_path = fp32.with_name(Path(card.onnx).stem + ".int8.onnx")
     with tempfile.TemporaryDirectory() as tmp:
-        candidates = calibrate(card, fp32, calib, planes, Path(tmp))
         reference = run_on(card, fp32, planes)
+        candidates = calibrate(card, fp32, calib, planes, reference, Path(tmp))
+        layouts = list(dict.fromkeys(c.layout.name for c in candidates))
         options: dict[str, tuple[str, float, Path, str]] = {}  # what -> (layout, error, int8 file, method)
-        for layout in dict.fromkeys(c.layout.name for c in candidates):
+        for layout in layouts:
             start = min((c for c in candidates if c.layout.name == layout), key=lambda c: c.error)
             options[f"post-training ({layout})"] = (layout, start.error, start.int8, describe(start, candidates, len(planes)))
             qat = fine_tuned_file(card, sampler, start, calib, steps, lr, Path(tmp))
@@ -276,7 +277,7 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
              {k: fidelity_db(v[1]) for k, v in options.items()}, chosen)
     method = options[chosen][3]
     if chosen.startswith("post-training"):
-        method += f"; QAT ({steps} steps, {' and '.join(k[5:-1] for k in options if k.startswith('QAT'))} layouts) came out further from fp32"
+        method += f"; QAT ({steps} steps, {' and '.join(layouts)} layouts) came out further from fp32"
     card = ModelCard(**{**card.__dict__, "onnx_int8": int8_path.name, "onnx_int8_sha256": file_sha256(int8_path)})
     loss = int8_loss(card, eval_dirs, [LRDegradation()] + degradations, threads)  # against the shipped fp32 file
     card = ModelCard(**{**card.__dict__, "int8_psnr_loss_db": loss["max"], "int8_tolerance_db": tolerance,

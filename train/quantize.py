@@ -216,11 +216,10 @@ class Candidate:
     error: float
 
 
-def calibrate(card: ModelCard, fp32: Path, patches: list[np.ndarray], held_out: list[np.ndarray], workdir: Path,
-              layouts: tuple[str, ...] = LAYOUTS) -> list[Candidate]:
+def calibrate(card: ModelCard, fp32: Path, patches: list[np.ndarray], held_out: list[np.ndarray],
+              reference: list[np.ndarray], workdir: Path, layouts: tuple[str, ...] = LAYOUTS) -> list[Candidate]:
     """An int8 file for each of ``layouts`` and ``PERCENTILES`` in ``workdir``, each with its mean
-    squared error against the fp32 file's output on the ``held_out`` LR planes."""
-    reference = run_on(card, fp32, held_out)
+    squared error against ``reference``, the fp32 file's output on the ``held_out`` LR planes."""
     candidates = []
     for layout in layouts_of(fp32, patches, workdir, layouts):
         for pct in PERCENTILES:
@@ -261,7 +260,7 @@ def quantize_best(card: ModelCard, fp32: Path, int8: Path, patches: list[np.ndar
         quantize_onnx(fp32, int8, patches, float_convs(fp32), limits=tanh_limits(fp32))
         return f"static QDQ, calibration percentile {PERCENTILES[1]}"
     with tempfile.TemporaryDirectory() as tmp:
-        candidates = calibrate(card, fp32, patches, held_out, Path(tmp), layouts)
+        candidates = calibrate(card, fp32, patches, held_out, run_on(card, fp32, held_out), Path(tmp), layouts)
         best = candidates[nearest({i: (c.layout.name, c.error) for i, c in enumerate(candidates)})]
         with atomic_path(int8) as partial:
             shutil.copyfile(best.int8, partial)
