@@ -1,0 +1,92 @@
+"""Speed of a card's int8 file in each layout of train/quantize.py (as exported, channel-equalised),
+beside fp32: what ``train.quantize.EQUALISED_MARGIN_DB`` weighs against fidelity.
+
+    python benchmarks/int8_layouts.py espcn_x2 repsr_x3 --calib ../shared/data/train/T91 \\
+        --calib ../shared/data/train/BSDS200 --json benchmarks/results/<date>-int8-layouts.json
+
+Each layout's file is quantised post-training at that layout's best calibration percentile (the
+held-out training images pick it, as ``train.quantize`` does), then timed on one 352x288 luma
+frame, 2 threads: the best of 5 rounds of 10 runs, after 3 warm-up runs. Pause any training first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamsr.types import ModelCard  # noqa: E402
+from train.sessions import hardware  # noqa: E402
+from train.quantize import calibrate, calibration_patches, calibration_split, held_out_images, run_on  # noqa: E402
+
+
+def ms_per_run(run, rounds: int = 5, runs: int = 10) -> float:
+    for _ in range(3):
+        run()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(runs):
+            run()
+        best = min(best, (time.perf_counter() - start) / runs)
+    return best * 1000
+
+
+def onnxruntime_ms(path: Path, x: np.ndarray, threads: int) -> float:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.log_severity_level = threads, 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ms_per_run(lambda: session.run(None, {"lr": x}))
+
+
+def openvino_ms(path: Path, x: np.ndarray, threads: int) -> float:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    return ms_per_run(lambda: request.infer({0: x}))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+", help="card names in engines/")
+    p.add_argument("--calib", action="append", required=True, type=Path, metavar="DIR", help="training images")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    calib, held = calibration_split(args.calib)
+    x = np.random.default_rng(0).random((1, 1, 288, 352), dtype=np.float32)
+    rows = []
+    for name in args.models:
+        card = ModelCard.load(ROOT / "engines" / f"{name}.json")
+        fp32 = card.file(card.onnx)
+        planes = held_out_images(held, card.scale)
+        with tempfile.TemporaryDirectory() as tmp:
+            candidates = calibrate(card, fp32, calibration_patches(calib, card.scale), planes,
+                                   run_on(card, fp32, planes), Path(tmp))
+            files = {"fp32": fp32}
+            for c in sorted(candidates, key=lambda c: c.error, reverse=True):
+                files[f"int8 {c.layout.name}"] = c.int8  # the nearest fp32 of each layout is written last
+            for label, path in files.items():
+                rows.append({"model": name, "file": label, "onnxruntime_ms": round(onnxruntime_ms(path, x, args.threads), 2),
+                             "openvino_ms": round(openvino_ms(path, x, args.threads), 2)})
+    print(f"352x288 luma, {args.threads} threads; {hardware()}")
+    print(f"{'model':14s} {'file':16s} {'ORT ms':>8s} {'OpenVINO ms':>12s}")
+    for r in rows:
+        print(f"{r['model']:14s} {r['file']:16s} {r['onnxruntime_ms']:8.2f} {r['openvino_ms']:12.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": hardware(), "threads": args.threads, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
