@@ -6,7 +6,7 @@ beside fp32: what ``train.quantize.EQUALISED_MARGIN_DB`` weighs against fidelity
 
 Each layout's file is quantised post-training at that layout's best calibration percentile (the
 held-out training images pick it, as ``train.quantize`` does), then timed on one 352x288 luma
-frame, 2 threads: the best of 5 rounds of 10 runs, after 3 warm-up runs. Pause any training first.
+frame, 2 threads: the best of 7 rounds of 10 runs, the files in turn (cpu_timing.py). Pause any training first.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,38 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpu_timing import engine_ms  # noqa: E402
 from streamsr.types import ModelCard  # noqa: E402
 from train.sessions import hardware  # noqa: E402
 from train.quantize import calibrate, calibration_patches, calibration_split, held_out_images, run_on  # noqa: E402
-
-
-def ms_per_run(run, rounds: int = 5, runs: int = 10) -> float:
-    for _ in range(3):
-        run()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(runs):
-            run()
-        best = min(best, (time.perf_counter() - start) / runs)
-    return best * 1000
-
-
-def onnxruntime_ms(path: Path, x: np.ndarray, threads: int) -> float:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.log_severity_level = threads, 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return ms_per_run(lambda: session.run(None, {"lr": x}))
-
-
-def openvino_ms(path: Path, x: np.ndarray, threads: int) -> float:
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    return ms_per_run(lambda: request.infer({0: x}))
 
 
 def main() -> int:
@@ -76,9 +47,8 @@ def main() -> int:
             files = {"fp32": fp32}
             for c in sorted(candidates, key=lambda c: c.error, reverse=True):
                 files[f"int8 {c.layout.name}"] = c.int8  # the nearest fp32 of each layout is written last
-            for label, path in files.items():
-                rows.append({"model": name, "file": label, "onnxruntime_ms": round(onnxruntime_ms(path, x, args.threads), 2),
-                             "openvino_ms": round(openvino_ms(path, x, args.threads), 2)})
+            for label, times in engine_ms(files, x, args.threads).items():
+                rows.append({"model": name, "file": label, **times})
     print(f"352x288 luma, {args.threads} threads; {hardware()}")
     print(f"{'model':14s} {'file':16s} {'ORT ms':>8s} {'OpenVINO ms':>12s}")
     for r in rows:

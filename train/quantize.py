@@ -72,9 +72,9 @@ HELD_OUT = 10  # training images kept out of calibration to choose the percentil
 # 47.8 / 48.5 / 47.3 / 46.1 / 44.0 dB, against 41.5 calibrated (plain layout).
 TANH_RANGE = 2.0
 # The equalised layout adds a per-channel Mul and BatchNormalization around each quantised conv,
-# which ONNX Runtime runs as extra passes: its int8 file ran at 0.91x the plain one's speed for
-# ESPCN x2 and 0.81x for RepSR x3, OpenVINO at 0.98x / 0.97x (benchmarks/int8_layouts.py,
-# BENCHMARKS.md; 352x288, 2 threads, AVX2 EPYC). So it is kept only when its int8 file is nearer fp32 than the nearest
+# which ONNX Runtime runs as extra passes: its int8 file ran at 0.89-0.91x the plain one's speed
+# for ESPCN x2 and 0.81-0.88x for RepSR x3, OpenVINO at 0.97-1.08x (benchmarks/int8_layouts.py,
+# BENCHMARKS.md; 352x288, 2 threads, AVX2 EPYC, two runs). So it is kept only when its int8 file is nearer fp32 than the nearest
 # plain one by this much on the held-out images: ESPCN's are by about 5 dB (Set5 loss 0.13 ->
 # 0.08 dB at x2), RepSR's by 0.04 to 1.7 dB after QAT, which moved their Set5/Set14 losses by
 # -0.019 to +0.008 dB: not worth the time.
