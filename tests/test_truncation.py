@@ -87,11 +87,13 @@ def test_decode_time_checks_alone_catch_a_cut(clips, name, tmp_path, monkeypatch
 
 def test_transport_stream_cut_on_a_packet_boundary_inside_a_frame(tmp_path):
     """A cut that is a whole number of 188-byte packets leaves the last frame incomplete:
-    the decoder's damage report on that last frame shows the cut."""
+    the decoder's damage report on that last frame shows the cut. Every time: with frame
+    threading the report went missing in about 1 decode in 6, so the test decodes 24 times."""
     clip = write_h264(tmp_path / "whole.ts", frames=FRAMES)
     pos, size, _ = [p for p in video_packets(clip) if p[1] > 3 * 188][-1]
     src = tmp_path / "cut.ts"
     src.write_bytes(clip.read_bytes()[: pos + 2 * 188])
     assert src.stat().st_size % 188 == 0
-    with pytest.raises(InputError, match="truncated"):
-        decode_all(src)
+    for _ in range(24):
+        with pytest.raises(InputError, match="truncated"):
+            decode_all(src)

@@ -87,6 +87,12 @@ def _tag(stream: av.stream.Stream, name: str) -> str | None:
     return None
 
 
+def has_index(container: av.container.InputContainer) -> bool:
+    """Whether the container's own index or stated length shows a cut; without one (MPEG-TS and
+    PS, raw streams, FLV) only the decoder's damage flag on the last frame does."""
+    return any(name in container.format.name for name in _INDEXED)
+
+
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     if value is None or time_base is None:
         return None
@@ -230,7 +236,7 @@ class DecodeWatch:
             seen = max(e for e in ends if e is not None)
             if seen < total - slack:
                 return f"its data ends at {seen:.2f} s of the {total:.2f} s the container announces"
-        if not any(name in fmt for name in _INDEXED):  # no index: the end itself must show the cut
+        if not has_index(self.container):  # no index: the end itself must show the cut
             if self._tail_damaged or self._last_packet_damaged:
                 return "it ends in the middle of a frame (the last frame is incomplete)"
             if any(self._last_corrupt.values()):
