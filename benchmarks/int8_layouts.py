@@ -6,7 +6,8 @@ beside fp32: what ``train.quantize.EQUALISED_MARGIN_DB`` weighs against fidelity
 
 Each layout's file is quantised post-training at that layout's best calibration percentile (the
 held-out training images pick it, as ``train.quantize`` does), then timed on one 352x288 luma
-frame, 2 threads: the best of 7 rounds of 10 runs, the files in turn (cpu_timing.py). Pause any training first.
+frame, 2 threads: the best of 7 rounds of 10 runs, the files in turn (cpu_timing.py). Pause any
+training first.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Speed of the deployed RepSR network in several shapes (features x blocks), beside its MACs:
 what a wider or deeper fast tier would cost on the CPU engines, which the MAC count alone does
-not say (a channel count that is not a multiple of the SIMD width runs at the next multiple's cost).
+not say (a channel count that is not a multiple of the SIMD width runs at about the next
+multiple's cost).
 
     python benchmarks/repsr_shapes.py --shape 24x7 --shape 25x7 --shape 32x7 --shape 16x18 \\
         --scale 2 --json benchmarks/results/<date>-repsr-shapes.json
