@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from cpu_timing import engine_ms  # noqa: E402
 from streamsr.types import ModelCard  # noqa: E402
 from train.sessions import hardware  # noqa: E402
-from train.quantize import calibrate, calibration_patches, calibration_split, held_out_images, run_on  # noqa: E402
+from train.quantize import (best_per_layout, calibrate, calibration_patches, calibration_split,  # noqa: E402
+                            held_out_images, run_on)
 
 
 def main() -> int:
@@ -45,9 +46,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             candidates = calibrate(card, fp32, calibration_patches(calib, card.scale), planes,
                                    run_on(card, fp32, planes), Path(tmp))
-            files = {"fp32": fp32}
-            for c in sorted(candidates, key=lambda c: c.error, reverse=True):
-                files[f"int8 {c.layout.name}"] = c.int8  # the nearest fp32 of each layout is written last
+            files = {"fp32": fp32} | {f"int8 {layout}": c.int8 for layout, c in best_per_layout(candidates).items()}
             for label, times in engine_ms(files, x, args.threads).items():
                 rows.append({"model": name, "file": label, **times})
     print(f"352x288 luma, {args.threads} threads; {hardware()}")

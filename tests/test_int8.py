@@ -404,3 +404,14 @@ def test_the_slower_equalised_layout_must_be_clearly_nearer_fp32_to_be_kept() ->
     assert nearest({"a": ("plain", mse(53.0)), "b": ("equalised", mse(54.0 + EQUALISED_MARGIN_DB))}) == "b"
     assert nearest({"a": ("plain", mse(53.0)), "b": ("plain", mse(53.1)), "c": ("equalised", mse(50))}) == "b"
     assert nearest({"c": ("equalised", mse(50)), "d": ("equalised", mse(51))}) == "d"  # no plain one to prefer
+
+
+def test_each_layout_starts_from_its_own_nearest_file() -> None:
+    from train.quantize import Candidate, Layout, best_per_layout
+
+    plain, equalised = Layout("plain", Path("p.onnx"), {}), Layout("equalised", Path("e.onnx"), {})
+    candidates = [Candidate(plain, 99.99, Path("p1"), 3.0), Candidate(equalised, 99.99, Path("e1"), 1.0),
+                  Candidate(plain, 99.995, Path("p2"), 2.0), Candidate(equalised, 99.995, Path("e2"), 4.0)]
+    best = best_per_layout(candidates)
+    assert list(best) == ["plain", "equalised"]
+    assert best["plain"].int8 == Path("p2") and best["equalised"].int8 == Path("e1")

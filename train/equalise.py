@@ -21,9 +21,9 @@ channel as finely:
 The Mul and the BatchNormalization stay float: per-channel elementwise work, which OpenVINO
 fuses into its int8 conv and ONNX Runtime runs as two extra passes. Measured on ESPCN x2
 (2-core AVX2 EPYC): int8 output 49.2 -> 53.7 dB PSNR against fp32 on the held-out training
-images, largest Set5/Set14 loss 0.19 -> 0.08 dB; speed 0.91x the exported layout's int8 file in
-ONNX Runtime, 0.98x in OpenVINO (352x288, batch 4; benchmarks/int8_layouts.py times it at batch 1, BENCHMARKS.md). RepSR x2, whose channels
-are balanced already, gains nothing (51.8 -> 51.0 dB), so ``train.quantize`` keeps whichever
+images, largest Set5/Set14 loss 0.19 -> 0.08 dB; speed 0.89-0.91x the exported layout's int8
+file in ONNX Runtime, 0.97-1.08x in OpenVINO (benchmarks/int8_layouts.py, BENCHMARKS.md). RepSR
+x2, whose channels are balanced already, gains nothing (51.8 -> 51.0 dB), so ``train.quantize`` keeps whichever
 layout measures nearer fp32.
 """
 from __future__ import annotations

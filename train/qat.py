@@ -48,9 +48,9 @@ from train.data import PatchSampler
 from train.equalise import Equalisation, equalise_file
 from train.export import export_onnx
 from train.measure import load_card_model
-from train.quantize import (DEFAULT_TOLERANCE_DB, HELD_OUT, Candidate, activation_ranges, calibrate, calibration_split,
-                            describe, fidelity_db, float_conv_indices, float_convs, held_out_images, int8_loss,
-                            mean_squared_error, nearest, quantised_convs, quantize_onnx, run_on)
+from train.quantize import (DEFAULT_TOLERANCE_DB, HELD_OUT, Candidate, activation_ranges, best_per_layout, calibrate,
+                            calibration_split, describe, fidelity_db, float_conv_indices, float_convs, held_out_images,
+                            int8_loss, mean_squared_error, nearest, quantised_convs, quantize_onnx, run_on)
 
 Range = tuple[float, int]  # an activation's (scale, zero point) in the int8 file
 
@@ -261,10 +261,9 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
     with tempfile.TemporaryDirectory() as tmp:
         reference = run_on(card, fp32, planes)
         candidates = calibrate(card, fp32, calib, planes, reference, Path(tmp))
-        layouts = list(dict.fromkeys(c.layout.name for c in candidates))
+        starts = best_per_layout(candidates)
         options: dict[str, tuple[str, float, Path, str]] = {}  # what -> (layout, error, int8 file, method)
-        for layout in layouts:
-            start = min((c for c in candidates if c.layout.name == layout), key=lambda c: c.error)
+        for layout, start in starts.items():
             options[f"post-training ({layout})"] = (layout, start.error, start.int8, describe(start, candidates, len(planes)))
             qat = fine_tuned_file(card, sampler, start, calib, steps, lr, Path(tmp))
             options[f"QAT ({layout})"] = (layout, mean_squared_error(run_on(card, qat, planes), reference), qat,
@@ -277,7 +276,7 @@ def qat_card(card_path: Path, calib_dirs: list[Path], eval_dirs: list[Path], deg
              {k: fidelity_db(v[1]) for k, v in options.items()}, chosen)
     method = options[chosen][3]
     if chosen.startswith("post-training"):
-        method += f"; QAT ({steps} steps, {' and '.join(layouts)} layouts) came out further from fp32"
+        method += f"; QAT ({steps} steps, {' and '.join(starts)} layouts) came out further from fp32"
     card = ModelCard(**{**card.__dict__, "onnx_int8": int8_path.name, "onnx_int8_sha256": file_sha256(int8_path)})
     loss = int8_loss(card, eval_dirs, [LRDegradation()] + degradations, threads)  # against the shipped fp32 file
     card = ModelCard(**{**card.__dict__, "int8_psnr_loss_db": loss["max"], "int8_tolerance_db": tolerance,

@@ -74,8 +74,9 @@ TANH_RANGE = 2.0
 # The equalised layout adds a per-channel Mul and BatchNormalization around each quantised conv,
 # which ONNX Runtime runs as extra passes: its int8 file ran at 0.89-0.91x the plain one's speed
 # for ESPCN x2 and 0.81-0.88x for RepSR x3, OpenVINO at 0.97-1.08x (benchmarks/int8_layouts.py,
-# BENCHMARKS.md; 352x288, 2 threads, AVX2 EPYC, two runs). So it is kept only when its int8 file is nearer fp32 than the nearest
-# plain one by this much on the held-out images: ESPCN's are by about 5 dB (Set5 loss 0.13 ->
+# BENCHMARKS.md; 352x288, 2 threads, AVX2 EPYC, two runs). So it is kept only when its int8 file
+# is nearer fp32 than the nearest plain one by this much on the held-out images: ESPCN's are by
+# about 5 dB (Set5 loss 0.13 ->
 # 0.08 dB at x2), RepSR's by 0.04 to 1.7 dB after QAT, which moved their Set5/Set14 losses by
 # -0.019 to +0.008 dB: not worth the time.
 EQUALISED_MARGIN_DB = 2.0
@@ -229,6 +230,15 @@ def calibrate(card: ModelCard, fp32: Path, patches: list[np.ndarray], held_out: 
     log.info("PSNR of int8 against fp32 on held-out images: %s",
              {f"{c.layout.name} {c.percentile}": fidelity_db(c.error) for c in candidates})
     return candidates
+
+
+def best_per_layout(candidates: list[Candidate]) -> dict[str, Candidate]:
+    """Each layout's name -> its candidate nearest fp32, in the order the layouts were tried."""
+    best: dict[str, Candidate] = {}
+    for c in candidates:
+        if c.layout.name not in best or c.error < best[c.layout.name].error:
+            best[c.layout.name] = c
+    return best
 
 
 def nearest(options: dict[Any, tuple[str, float]]) -> Any:
