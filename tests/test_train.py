@@ -14,7 +14,7 @@ from streamsr.types import ModelCard
 from train.config import config_from_dict, load_config
 from train.export import export_run
 from train.__main__ import main as train_main
-from train.loop import CKPT_NAME, LOG_FIELDS, WEIGHTS_NAME, CurveLog, finished_run, lr_at, train
+from train.loop import CKPT_NAME, LOG_FIELDS, WEIGHTS_NAME, CurveLog, finished_run, lr_at, shipped_weights, train
 from train.sessions import read_sessions
 
 
@@ -229,6 +229,34 @@ def test_a_checkpoint_in_the_old_contiguous_layout_resumes(tiny_config: Path, tm
     torch.save(ck, path)
     rest = train(cfg, tmp_path / "run", resume=True, progress=False)
     assert rest.step == 6 and len(rest.losses) == 3 and all(np.isfinite(rest.losses))
+
+
+def test_a_moving_average_ships_resumes_exactly_and_starts_the_next_phase(tiny_config: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(load_config(tiny_config), ema_decay=0.5)
+    full = train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", stop_after=3, progress=False)
+    rest = train(cfg, tmp_path / "split", resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / WEIGHTS_NAME, weights_only=True)
+    b = torch.load(tmp_path / "split" / WEIGHTS_NAME, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the average resumes exactly too
+    assert rest.val_psnr == full.val_psnr
+    ck = torch.load(tmp_path / "full" / CKPT_NAME, weights_only=True)
+    # weights.pt is the average (decay 0.5 over 6 steps), not the last step's model
+    assert set(a) == set(ck["model"]) and any(not torch.equal(a[k], ck["model"][k]) for k in a)
+    assert all(torch.equal(a[k], v) for k, v in shipped_weights(ck).items())
+    # a fresh checkout rewrites weights.pt from the checkpoint's average
+    (tmp_path / "full" / WEIGHTS_NAME).unlink()
+    assert finished_run(tmp_path / "full", cfg)
+    restored = torch.load(tmp_path / "full" / WEIGHTS_NAME, weights_only=True)
+    assert all(torch.equal(a[k], restored[k]) for k in a)
+    # a later phase that names the checkpoint starts from the average
+    child = dataclasses.replace(load_config(tiny_config), init_from=str(tmp_path / "full" / CKPT_NAME),
+                                schedule=dataclasses.replace(cfg.schedule, steps=1), optim=dataclasses.replace(cfg.optim, lr=0.0))
+    train(child, tmp_path / "child", progress=False)
+    c = torch.load(tmp_path / "child" / WEIGHTS_NAME, weights_only=True)
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        config_from_dict({"scale": 2, "ema_decay": 1.0})
 
 
 def test_a_time_limit_stops_with_a_checkpoint(tiny_config: Path, tmp_path: Path) -> None:

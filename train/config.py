@@ -101,6 +101,9 @@ class TrainConfig:
     # (CUDA, or a CPU with AVX512-BF16/AMX), fp32 elsewhere: emulated bf16 is 12-16x slower.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     init_from: str | None = None  # weights or checkpoint whose matching tensors start the model
+    # decay of an exponential moving average of the weights, updated every step (0: none); where
+    # set, the average is what validates, what weights.pt holds and what a later phase starts from
+    ema_decay: float = 0.0
     log_every: int = 100
     val_every: int = 1000
     ckpt_every: int = 1000
@@ -128,6 +131,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigError("config.data.loss_border: expected 0 <= 2 * loss_border < patch_size")
     if not 0 <= cfg.data.edge_patches <= 1:
         raise ConfigError("config.data.edge_patches: expected a chance between 0 and 1")
+    if not 0 <= cfg.ema_decay < 1:
+        raise ConfigError("config.ema_decay: expected 0 (no average) or a decay below 1, such as 0.999")
     if cfg.data.holdout < 0:
         raise ConfigError("config.data.holdout: expected >= 0")
     return cfg

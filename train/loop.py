@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from streamsr.errors import ConfigError, InputError
 from streamsr.evaluate import EvalImage, evaluate_images, load_dataset, prepare_degraded, read_image
@@ -102,7 +103,8 @@ def init_model(model: nn.Module, path: Path) -> None:
     if not path.exists():
         raise ConfigError(f"init_from {path}: not found (a run writes its weights.pt when it finishes)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state)
+    if "model" in state:  # a checkpoint
+        state = shipped_weights(state)
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:
@@ -143,28 +145,42 @@ def _truncate_log(path: Path, step: int) -> None:
         writer.writerows(rows)
 
 
+def shipped_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's run ships: its moving average where it keeps one, else its model."""
+    if "ema" not in checkpoint:
+        return checkpoint["model"]
+    prefix = "module."  # AveragedModel keeps the averaged copy as .module
+    return {k[len(prefix):]: v for k, v in checkpoint["ema"].items() if k.startswith(prefix)}
+
+
 @dataclass
 class RunState:
-    """What a checkpoint holds: the model, its optimiser, the step, the time spent and every RNG."""
+    """What a checkpoint holds: the model, its optimiser, the moving average of its weights (where
+    the config asks for one), the step, the time spent and every RNG."""
 
     model: nn.Module
     opt: torch.optim.Optimizer
     rng: np.random.Generator
+    ema: AveragedModel | None = None
     step: int = 0
     elapsed: float = 0.0
 
+    @property
+    def shipped_model(self) -> nn.Module:
+        return self.model if self.ema is None else self.ema.module
+
     def save(self, path: Path) -> None:
-        _atomic_save(
-            {
-                "model": self.model.state_dict(),
-                "optim": self.opt.state_dict(),
-                "step": self.step,
-                "elapsed_s": self.elapsed,
-                "numpy_rng": self.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-            },
-            path,
-        )
+        ck = {
+            "model": self.model.state_dict(),
+            "optim": self.opt.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.ema is not None:
+            ck["ema"] = self.ema.state_dict()
+        _atomic_save(ck, path)
 
     def load(self, path: Path, device: torch.device) -> None:
         if not path.exists():
@@ -172,6 +188,8 @@ class RunState:
         ck = torch.load(path, map_location=device, weights_only=True)
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optim"])
+        if self.ema is not None and "ema" in ck:  # otherwise the average starts here
+            self.ema.load_state_dict(ck["ema"])
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed_s"])
         self.rng.bit_generator.state = ck["numpy_rng"]
         torch.set_rng_state(ck["torch_rng"])
@@ -196,7 +214,7 @@ def finished_run(run_dir: Path, cfg: TrainConfig) -> bool:
     if step is None or step < cfg.schedule.steps:
         return False
     ck = torch.load(run_dir / CKPT_NAME, map_location="cpu", weights_only=True)
-    _atomic_save(ck["model"], weights)
+    _atomic_save(shipped_weights(ck), weights)
     log.info("%s: final weights restored from its checkpoint (step %d)", run_dir, step)
     return True
 
@@ -214,7 +232,10 @@ def initial_state(cfg: TrainConfig, device: torch.device, resume_from: Path | No
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
     )
-    state = RunState(model, opt, rng)
+    ema = None
+    if cfg.ema_decay:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
+    state = RunState(model, opt, rng, ema)
     if resume_from is not None:
         state.load(resume_from, device)
     return state
@@ -292,6 +313,8 @@ def train_step(state: RunState, cfg: TrainConfig, data: TrainData, device: torch
     state.opt.zero_grad(set_to_none=True)
     loss.backward()
     state.opt.step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.model)
     state.step += 1
     return float(loss.item())
 
@@ -353,7 +376,7 @@ def train(
             bar.close()
     state.elapsed += time.perf_counter() - t0
     if state.step >= cfg.schedule.steps:
-        _atomic_save(state.model.state_dict(), out / WEIGHTS_NAME)
+        _atomic_save(state.shipped_model.state_dict(), out / WEIGHTS_NAME)
     result.step, result.elapsed_s = state.step, state.elapsed
     return result
 
@@ -388,7 +411,7 @@ def _log_row(
 
 def _validate_into(row: dict[str, Any], state: RunState, data: TrainData, cfg: TrainConfig,
                    device: torch.device, bar) -> float:
-    vp, vs = validate(state.model, data.val_images, cfg.scale, device)
+    vp, vs = validate(state.shipped_model, data.val_images, cfg.scale, device)
     row.update(val_psnr=f"{vp:.4f}", val_ssim=f"{vs:.5f}")
     if bar is not None:
         bar.set_postfix(loss=row["loss"], val_psnr=row["val_psnr"])
