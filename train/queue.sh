@@ -12,4 +12,5 @@ exec python -m train.queue \
   configs/train/repsr_jpeg_x2.yaml configs/train/repsr_jpeg_x3.yaml configs/train/repsr_jpeg_x4.yaml \
   configs/train/espcn_x2.yaml configs/train/espcn_x3.yaml configs/train/espcn_x4.yaml \
   configs/train/repsr_x2_mse.yaml configs/train/repsr_x3_mse.yaml configs/train/repsr_x4_mse.yaml configs/train/repsr_x4_edges.yaml \
-  configs/train/repsr_jpeg40_x3.yaml configs/train/repsr_jpeg40_x4.yaml configs/train/repsr_x2_ema.yaml configs/train/repsr_x3_ema.yaml configs/train/repsr_mix_x3.yaml
+  configs/train/repsr_jpeg40_x3.yaml configs/train/repsr_jpeg40_x4.yaml configs/train/repsr_x2_ema.yaml configs/train/repsr_x3_ema.yaml configs/train/repsr_mix_x3.yaml \
+  configs/train/wresnet_x2_cpu.yaml
