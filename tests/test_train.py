@@ -185,8 +185,9 @@ def test_shipped_configs_load_and_build() -> None:
         assert cfg.run_name == path.stem, path  # the run folder follows the file name
         if cfg.run:  # a run exported under a model's name: a later phase, started from one of the
             # model's runs, or a fresh run of it with another machine's recipe (wresnet_x2_cpu)
-            phases_of = {f"runs/{r}/checkpoint.pt" for r in runs_of[cfg.name] - {cfg.run}} if cfg.name else set()
-            assert cfg.name and (cfg.init_from is None or cfg.init_from in phases_of), path
+            assert cfg.name, path
+            other_runs = {f"runs/{r}/checkpoint.pt" for r in runs_of[cfg.name] - {cfg.run}}
+            assert cfg.init_from is None or cfg.init_from in other_runs, path
         assert make_model(cfg) is not None
     assert load_config(REPO_ROOT / "configs/train/repsr_cctv_x2.yaml").degradation == "cctv"
 

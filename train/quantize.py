@@ -76,9 +76,8 @@ TANH_RANGE = 2.0
 # for ESPCN x2 and 0.81-0.88x for RepSR x3, OpenVINO at 0.97-1.08x (benchmarks/int8_layouts.py,
 # BENCHMARKS.md; 352x288, 2 threads, AVX2 EPYC, two runs). So it is kept only when its int8 file
 # is nearer fp32 than the nearest plain one by this much on the held-out images: ESPCN's are by
-# about 5 dB (Set5 loss 0.13 ->
-# 0.08 dB at x2), RepSR's by 0.04 to 1.7 dB after QAT, which moved their Set5/Set14 losses by
-# -0.019 to +0.008 dB: not worth the time.
+# about 5 dB (Set5 loss 0.13 -> 0.08 dB at x2), RepSR's by 0.04 to 1.7 dB after QAT, which moved
+# their Set5/Set14 losses by -0.019 to +0.008 dB: not worth the time.
 EQUALISED_MARGIN_DB = 2.0
 
 
